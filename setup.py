@@ -1,0 +1,51 @@
+from setuptools import find_packages, setup
+
+requires = [
+    "pyramid>=2.0,<3",
+    "pyramid_jinja2>=2.10",
+    "pyramid_tm>=2.5",
+    "pyramid_retry>=2.1",
+    "waitress>=3.0",
+    "SQLAlchemy>=2.0,<3",
+    "alembic>=1.13",
+    "zope.sqlalchemy>=3.1",
+    "transaction>=4.0",
+    "kombu>=5.3",
+    "PyMySQL>=1.1",
+    "paramiko>=3.4",
+    "argon2-cffi>=23.1",
+    "pyotp>=2.9",
+    "qrcode>=7.4",
+    "cryptography>=42",
+    "WTForms>=3.1",
+]
+
+testing_requires = [
+    "WebTest>=3.0",
+    "pytest>=8.0",
+    "pytest-xdist>=3.5",
+    "playwright>=1.45",
+]
+
+setup(
+    name="ezpyr",
+    version="0.1.0",
+    description="SSH jump server with a web panel and a two-node cluster",
+    packages=find_packages(exclude=["tests", "tests.*", "bench"]),
+    include_package_data=True,
+    package_data={"ezpyr": ["templates/*.jinja2", "templates/*/*.jinja2", "static/*"]},
+    zip_safe=False,
+    python_requires=">=3.11",
+    install_requires=requires,
+    extras_require={"testing": testing_requires},
+    entry_points={
+        "paste.app_factory": ["main = ezpyr:main"],
+        "console_scripts": [
+            "ezpyr-init = ezpyr.scripts.init:main",
+            "ezpyr-worker = worker.daemon:main",
+            "ezpyr-cluster = ezpyr.scripts.cluster:main",
+            "ezpyr-grant-host = ezpyr.scripts.grant_host:main",
+            "ezpyr-admin = ezpyr.scripts.admin:main",
+        ],
+    },
+)
