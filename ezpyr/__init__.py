@@ -1,0 +1,30 @@
+"""ezpyr: an SSH jump server with a web panel and a two-node cluster."""
+from pyramid.config import Configurator
+
+__version__ = "0.1.0"
+
+
+def main(global_config, **settings):
+    """The panel's WSGI application."""
+    with Configurator(settings=settings) as config:
+        config.include("pyramid_jinja2")
+        config.add_jinja2_search_path("ezpyr:templates", name=".jinja2")
+        config.include(".database")
+        config.include(".secretbox")
+        config.include(".passwords")
+        config.include(".security")
+        config.include(".routes")
+        config.include(".activity")
+        config.include(".auth")
+        config.include(".users")
+        config.include(".servers")
+        config.include(".access")
+        config.include(".guard")
+        config.include(".settings")
+        config.include(".gateway")
+        config.include(".replication")
+        config.include(".jobs")
+        config.include(".cluster")
+        config.include(".cluster.readonly")
+        config.scan(ignore=["ezpyr.scripts", "ezpyr.meta"])
+    return config.make_wsgi_app()

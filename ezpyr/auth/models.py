@@ -1,0 +1,38 @@
+"""Login failures per username (node-local: a slave records them too)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ezpyr.meta import Base, Timestamp
+
+
+class LoginFailure(Base):
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class EndedSession(Base):
+    """A signed-out session: its cookie must not sign anyone in again. Kept
+    until the session would have expired anyway."""
+
+    __tablename__ = "ended_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
+
+
+class TotpLastStep(Base):
+    """The time step of the last TOTP code each user signed in with here, so
+    that a code works once."""
+
+    __tablename__ = "totp_last_steps"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)

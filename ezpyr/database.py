@@ -1,0 +1,76 @@
+"""Engine, sessions and the one-transaction-per-request wiring."""
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import engine_from_config, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import zope.sqlalchemy
+
+from ezpyr.replication.capture import ACTOR
+
+
+def make_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
+    """The engine for ``sqlalchemy.url``; EZPYR_DATABASE_URL overrides it, so
+    that a production database password need not sit in the ini file."""
+    if os.environ.get("EZPYR_DATABASE_URL") and prefix == "sqlalchemy.":
+        settings = {**settings, "sqlalchemy.url": os.environ["EZPYR_DATABASE_URL"]}
+    url = settings[prefix + "url"]
+    options = {}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}
+    elif url.startswith("mysql"):
+        options["pool_pre_ping"] = True
+        options["pool_recycle"] = 3600
+    engine = engine_from_config(settings, prefix, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def tm_session(session_factory: sessionmaker, transaction_manager) -> Session:
+    """A session joined to the request's transaction manager."""
+    dbsession = session_factory()
+    # "changed" from the start, so that Core statements (which zope.sqlalchemy
+    # cannot see) are committed too, not silently rolled back.
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager,
+                             initial_state=zope.sqlalchemy.datamanager.STATUS_CHANGED)
+    return dbsession
+
+
+def includeme(config):
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+
+    engine = settings.get("ezpyr.engine") or make_engine(settings)
+    session_factory = make_session_factory(engine)
+    config.registry["dbsession_factory"] = session_factory
+    config.registry["db_engine"] = engine
+
+    def dbsession(request):
+        # An explicit transaction manager from pyramid_tm; the session only
+        # exists for requests that touch the database.
+        session = request.environ.get("app.dbsession")
+        if session is None:
+            session = tm_session(session_factory, request.tm)
+            # who made the request's changes, for the outbox
+            session.info[ACTOR] = lambda: getattr(request.authenticated_user, "username", "")
+        return session
+
+    config.add_request_method(dbsession, reify=True)

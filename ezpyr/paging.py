@@ -1,0 +1,34 @@
+"""One page of a query's results."""
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+PER_PAGE = 25
+
+
+class Page:
+    def __init__(self, dbsession: Session, stmt: Select, page: int = 1, per_page: int = PER_PAGE):
+        self.per_page = per_page
+        self.total = dbsession.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+        self.pages = max(1, math.ceil(self.total / per_page))
+        self.number = min(max(1, page), self.pages)
+        offset = (self.number - 1) * per_page
+        self.items = list(dbsession.scalars(stmt.limit(per_page).offset(offset)))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def page_number(request) -> int:
+    try:
+        return max(1, int(request.params.get("page", 1)))
+    except ValueError:
+        return 1

@@ -1,0 +1,76 @@
+"""Pages for user groups (admins only)."""
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.view import view_config
+
+from ezpyr.paging import Page, page_number
+from ezpyr.users.forms import UserGroupForm
+from ezpyr.users.groups import UserGroupService
+from ezpyr.validation import Invalid
+
+
+def _group_or_404(request, service):
+    group = service.get(request.matchdict["id"])
+    if group is None:
+        raise HTTPNotFound("No such user group.")
+    return group
+
+
+@view_config(route_name="user_groups.list", renderer="users/groups_list.jinja2", permission="admin")
+def list_groups(request):
+    service = UserGroupService(request.dbsession)
+    q = request.params.get("q", "").strip()
+    page = Page(request.dbsession, service.search(q), page_number(request))
+    counts = {g.id: service.member_count(g) for g in page.items}
+    return {"page": page, "q": q, "counts": counts}
+
+
+@view_config(route_name="user_groups.new", renderer="users/group_form.jinja2", permission="admin")
+def new_group(request):
+    form = UserGroupForm.from_request(request)
+    if request.method == "POST" and form.validate():
+        try:
+            group = UserGroupService(request.dbsession).create(form.name.data, form.description.data)
+        except Invalid as error:
+            form.add_error(error)
+        else:
+            request.activity.record("user_group.create", group.name)
+            request.session.flash(f"User group {group.name} created.", "success")
+            return HTTPSeeOther(request.route_url("user_groups.list"))
+    return {"form": form, "group": None}
+
+
+@view_config(route_name="user_groups.edit", renderer="users/group_form.jinja2", permission="admin")
+def edit_group(request):
+    service = UserGroupService(request.dbsession)
+    group = _group_or_404(request, service)
+    form = UserGroupForm.from_request(request, obj=group)
+    if request.method == "POST" and form.validate():
+        try:
+            service.update(group, form.name.data, form.description.data)
+        except Invalid as error:
+            form.add_error(error)
+        else:
+            request.activity.record("user_group.update", group.name)
+            request.session.flash(f"User group {group.name} saved.", "success")
+            return HTTPSeeOther(request.route_url("user_groups.list"))
+    return {"form": form, "group": group}
+
+
+@view_config(route_name="user_groups.delete", renderer="users/group_delete.jinja2", permission="admin")
+def delete_group(request):
+    service = UserGroupService(request.dbsession)
+    group = _group_or_404(request, service)
+    if request.method == "POST":
+        try:
+            name = group.name
+            service.delete(group)
+        except Invalid as error:
+            request.session.flash(error.message, "error")
+            return HTTPSeeOther(request.route_url("user_groups.list"))
+        request.activity.record("user_group.delete", name)
+        request.session.flash(f"User group {name} deleted.", "success")
+        return HTTPSeeOther(request.route_url("user_groups.list"))
+    return {"group": group, "members": service.member_count(group),
+            "dependants": service.dependants(group)}

@@ -1,0 +1,79 @@
+"""User groups: the service that changes them."""
+from __future__ import annotations
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from ezpyr.access.models import AccessRule
+from ezpyr.guard.models import CommandRule
+from ezpyr.users.models import User, UserGroup
+from ezpyr.validation import Invalid
+
+
+class UserGroupService:
+    def __init__(self, dbsession: Session):
+        self.dbsession = dbsession
+
+    def search(self, text: str = "") -> Select:
+        stmt = select(UserGroup).order_by(UserGroup.name)
+        if text:
+            stmt = stmt.where(UserGroup.name.contains(text, autoescape=True))
+        return stmt
+
+    def all(self) -> list[UserGroup]:
+        return list(self.dbsession.scalars(self.search()))
+
+    def get(self, group_id: str) -> UserGroup | None:
+        return self.dbsession.get(UserGroup, group_id)
+
+    def member_count(self, group: UserGroup) -> int:
+        return self.dbsession.scalar(
+            select(func.count()).select_from(User).where(User.group_id == group.id)
+        )
+
+    def _check_name(self, name: str, group: UserGroup | None = None) -> str:
+        name = (name or "").strip()
+        if not name:
+            raise Invalid("A name is required.", "name")
+        if len(name) > 100:
+            raise Invalid("The name must be at most 100 characters.", "name")
+        clash = self.dbsession.scalars(select(UserGroup).where(UserGroup.name == name)).first()
+        if clash is not None and clash is not group:
+            raise Invalid(f"A user group named {name!r} already exists.", "name")
+        return name
+
+    def create(self, name: str, description: str = "") -> UserGroup:
+        group = UserGroup(name=self._check_name(name), description=description or "")
+        self.dbsession.add(group)
+        self.dbsession.flush()
+        return group
+
+    def update(self, group: UserGroup, name: str, description: str = "") -> UserGroup:
+        group.name = self._check_name(name, group)
+        group.description = description or ""
+        self.dbsession.flush()
+        return group
+
+    def dependants(self, group: UserGroup) -> dict[str, int]:
+        """What deleting the group would also remove."""
+        return {
+            "access rules": self.dbsession.scalar(
+                select(func.count()).select_from(AccessRule).where(AccessRule.user_group_id == group.id)
+            ),
+            "command rules": self.dbsession.scalar(
+                select(func.count()).select_from(CommandRule).where(CommandRule.user_group_id == group.id)
+            ),
+        }
+
+    def delete(self, group: UserGroup) -> None:
+        members = self.member_count(group)
+        if members:
+            raise Invalid(
+                f"User group {group.name!r} still has {members} member"
+                f"{'s' if members != 1 else ''}; move or delete them first."
+            )
+        for model, column in ((AccessRule, AccessRule.user_group_id), (CommandRule, CommandRule.user_group_id)):
+            for row in self.dbsession.scalars(select(model).where(column == group.id)):
+                self.dbsession.delete(row)
+        self.dbsession.delete(group)
+        self.dbsession.flush()
