@@ -1,0 +1,192 @@
+"""Command guard: per user group, the commands the gateway shell refuses.
+
+A rule's pattern is a Python regular expression. A command is refused when
+at least one rule of the user's group matches it, where "matches" means
+``re.search(pattern, command)`` against the whole command line as typed (so
+``rm -rf`` matches anywhere in the line; anchor with ``^`` to match only its
+start). :meth:`GuardService.check` is the one place this is decided; the
+gateway shell and the panel's test box both call it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from ezpyr.guard.models import CommandRule
+from ezpyr.users.models import User, UserGroup
+from ezpyr.validation import Invalid
+
+MAX_PATTERN = 500
+MAX_DESCRIPTION = 2000
+
+
+def check_pattern(pattern: str | None) -> str:
+    """The pattern as given, if it is one the guard can use; else Invalid."""
+    pattern = pattern or ""
+    if not pattern.strip():
+        raise Invalid("A pattern is required.", "pattern")
+    if len(pattern) > MAX_PATTERN:
+        raise Invalid(
+            f"A pattern must be at most {MAX_PATTERN} characters; this one has {len(pattern)}.",
+            "pattern",
+        )
+    if "\n" in pattern or "\r" in pattern:
+        raise Invalid("A pattern must be on one line.", "pattern")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise Invalid(f"This is not a valid regular expression: {error}.", "pattern") from None
+    return pattern
+
+
+def matches(rule: CommandRule, command: str) -> bool:
+    """Whether ``rule`` refuses ``command``. A stored pattern this Python cannot
+    compile refuses everything: the guard fails closed, and the test box
+    shows which rule to fix."""
+    try:
+        return re.search(rule.pattern, command) is not None
+    except re.error:
+        return True
+
+
+@dataclass
+class GroupRules:
+    group: UserGroup
+    rules: list[CommandRule]
+
+
+@dataclass
+class Verdict:
+    """What the guard says about one command for one group (or user)."""
+
+    command: str
+    group: UserGroup | None
+    user: User | None
+    refused_by: list[CommandRule]
+    rule_count: int
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refused_by
+
+
+class GuardService:
+    def __init__(self, dbsession: Session):
+        self.dbsession = dbsession
+
+    # -- reading -------------------------------------------------------------
+    def get(self, rule_id: str) -> CommandRule | None:
+        return self.dbsession.get(CommandRule, rule_id)
+
+    def grouped(self, text: str = "") -> list[GroupRules]:
+        """Every rule, grouped by user group (groups by name, rules by
+        pattern); ``text`` keeps rules whose pattern, description or group
+        name contains it."""
+        stmt = (
+            select(CommandRule)
+            .join(CommandRule.user_group)
+            .options(selectinload(CommandRule.user_group))
+            .order_by(UserGroup.name, CommandRule.pattern, CommandRule.id)
+        )
+        if text:
+            stmt = stmt.where(or_(
+                CommandRule.pattern.contains(text, autoescape=True),
+                CommandRule.description.contains(text, autoescape=True),
+                UserGroup.name.contains(text, autoescape=True),
+            ))
+        groups: list[GroupRules] = []
+        for rule in self.dbsession.scalars(stmt):
+            if not groups or groups[-1].group is not rule.user_group:
+                groups.append(GroupRules(rule.user_group, []))
+            groups[-1].rules.append(rule)
+        return groups
+
+    def rules_of(self, group: UserGroup | None) -> list[CommandRule]:
+        if group is None:
+            return []
+        return list(self.dbsession.scalars(
+            select(CommandRule)
+            .where(CommandRule.user_group_id == group.id)
+            .order_by(CommandRule.pattern, CommandRule.id)
+        ))
+
+    # -- the decision ----------------------------------------------------------
+    def check(self, group: UserGroup | None, command: str) -> list[CommandRule]:
+        """The rules of ``group`` that refuse ``command`` (empty: allowed).
+        A user in no group has no rules."""
+        return [rule for rule in self.rules_of(group) if matches(rule, command)]
+
+    def check_user(self, user: User, command: str) -> list[CommandRule]:
+        """The rules of ``user``'s group that refuse ``command``."""
+        return self.check(user.group, command)
+
+    def try_command(self, command: str, *, user_group_id: str | None = None,
+                    username: str | None = None) -> Verdict:
+        """The test box: check ``command`` for a user group, or for a user
+        (then the user's group is used)."""
+        user_group_id, username = (user_group_id or "").strip(), (username or "").strip()
+        if user_group_id and username:
+            raise Invalid("Choose a user group or type a username, not both.", "username")
+        if username:
+            user = self.dbsession.scalars(select(User).where(User.username == username)).first()
+            if user is None:
+                raise Invalid(f"No user is named {username!r}.", "username")
+            group = user.group
+        elif user_group_id:
+            user = None
+            group = self.dbsession.get(UserGroup, user_group_id)
+            if group is None:
+                raise Invalid("That user group no longer exists; choose another.", "user_group_id")
+        else:
+            raise Invalid("Choose a user group, or type a username.", "user_group_id")
+        if not (command or "").strip():
+            raise Invalid("Type the command to test.", "command")
+        return Verdict(command=command, group=group, user=user,
+                       refused_by=self.check(group, command), rule_count=len(self.rules_of(group)))
+
+    # -- changing ---------------------------------------------------------------
+    def _check(self, user_group_id: str | None, pattern: str, description: str,
+               rule: CommandRule | None = None) -> tuple[UserGroup, str, str]:
+        group = self.dbsession.get(UserGroup, user_group_id) if user_group_id else None
+        if group is None:
+            if user_group_id:
+                raise Invalid("That user group no longer exists; choose another.", "user_group_id")
+            raise Invalid("Choose the user group this rule applies to.", "user_group_id")
+        pattern = check_pattern(pattern)
+        description = (description or "").strip()
+        if len(description) > MAX_DESCRIPTION:
+            raise Invalid(
+                f"The description must be at most {MAX_DESCRIPTION} characters.", "description"
+            )
+        # compared here, not in SQL: MariaDB's collation would call "^RM" and
+        # "^rm " equal, and they are different patterns
+        clash = [other for other in self.rules_of(group)
+                 if other.pattern == pattern and other is not rule]
+        if clash:
+            raise Invalid(
+                f"User group {group.name} already has a rule with this pattern.", "pattern"
+            )
+        return group, pattern, description
+
+    def create(self, user_group_id: str | None, pattern: str, description: str = "") -> CommandRule:
+        group, pattern, description = self._check(user_group_id, pattern, description)
+        rule = CommandRule(user_group=group, pattern=pattern, description=description)
+        self.dbsession.add(rule)
+        self.dbsession.flush()
+        return rule
+
+    def update(self, rule: CommandRule, user_group_id: str | None, pattern: str,
+               description: str = "") -> CommandRule:
+        group, pattern, description = self._check(user_group_id, pattern, description, rule)
+        rule.user_group = group
+        rule.pattern = pattern
+        rule.description = description
+        self.dbsession.flush()
+        return rule
+
+    def delete(self, rule: CommandRule) -> None:
+        self.dbsession.delete(rule)
+        self.dbsession.flush()

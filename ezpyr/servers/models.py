@@ -1,0 +1,41 @@
+"""Servers users reach through the gateway, and server groups (replicated)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ezpyr.meta import Base, Replicated, Timestamp, utcnow
+
+AUTH_METHODS = ("key", "password")
+
+
+class ServerGroup(Replicated, Base):
+    __tablename__ = "server_groups"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+    servers: Mapped[list["Server"]] = relationship(back_populates="group")
+
+
+class Server(Replicated, Base):
+    __tablename__ = "servers"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    remote_user: Mapped[str] = mapped_column(String(32), default="root")
+    # "key": the gateway key pair; "password": password_encrypted below.
+    auth_method: Mapped[str] = mapped_column(String(16), default="key")
+    password_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("server_groups.id"), nullable=True, index=True
+    )
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    group: Mapped[ServerGroup | None] = relationship(back_populates="servers")

@@ -1,0 +1,161 @@
+"""Pages for servers, and their CSV import and export (admins only)."""
+from __future__ import annotations
+
+import re
+
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.response import Response
+from pyramid.view import view_config
+from wtforms.fields.choices import SelectChoice
+
+from ezpyr.meta import utcnow
+from ezpyr.paging import Page, page_number
+from ezpyr.servers import csvio
+from ezpyr.servers.forms import ServerForm
+from ezpyr.servers.services import (
+    NO_GROUP,
+    InvalidServer,
+    ServerGroupService,
+    ServerInput,
+    ServerService,
+    plural,
+)
+
+# Errors shown on the import page at most (the count says how many more).
+SHOWN_ERRORS = 1000
+
+
+def _service(request) -> ServerService:
+    return ServerService(request.dbsession, request.secret_box)
+
+
+def _server_or_404(request, service):
+    server = service.get(request.matchdict["id"])
+    if server is None:
+        raise HTTPNotFound("No such server.")
+    return server
+
+
+def _group_choices(request) -> list[SelectChoice]:
+    groups = ServerGroupService(request.dbsession).all()
+    return [SelectChoice("", "— no group —")] + [SelectChoice(g.id, g.name) for g in groups]
+
+
+def _input(form: ServerForm) -> ServerInput:
+    return ServerInput(
+        name=form.name.data, host=form.host.data, port=form.port.data,
+        remote_user=form.remote_user.data, auth_method=form.auth_method.data,
+        password=form.password.data or "", group_id=form.group_id.data or None,
+        description=form.description.data,
+    )
+
+
+def _show_errors(form: ServerForm, error: InvalidServer) -> None:
+    for each in error.errors:
+        form.add_error(each)
+
+
+@view_config(route_name="servers.list", renderer="servers/list.jinja2", permission="admin")
+def list_servers(request):
+    q = request.params.get("q", "").strip()
+    group = request.params.get("group", "").strip()
+    page = Page(request.dbsession, _service(request).search(q, group or None), page_number(request))
+    query = {k: v for k, v in (("q", q), ("group", group)) if v}
+    return {"page": page, "q": q, "group": group, "query": query, "no_group": NO_GROUP,
+            "groups": ServerGroupService(request.dbsession).all()}
+
+
+@view_config(route_name="servers.new", renderer="servers/form.jinja2", permission="admin")
+def new_server(request):
+    form = ServerForm.from_request(request)
+    form.group_id.choices = _group_choices(request)
+    if request.method == "POST" and form.validate():
+        try:
+            server = _service(request).create(_input(form))
+        except InvalidServer as error:
+            _show_errors(form, error)
+        else:
+            request.activity.record("server.create", server.name)
+            request.session.flash(f"Server {server.name} created.", "success")
+            return HTTPSeeOther(request.route_url("servers.list"))
+    return {"form": form, "server": None}
+
+
+@view_config(route_name="servers.edit", renderer="servers/form.jinja2", permission="admin")
+def edit_server(request):
+    service = _service(request)
+    server = _server_or_404(request, service)
+    form = ServerForm.from_request(request, obj=server)
+    form.group_id.choices = _group_choices(request)
+    if request.method != "POST":
+        form.group_id.data = server.group_id or ""
+    if request.method == "POST" and form.validate():
+        try:
+            service.update(server, _input(form))
+        except InvalidServer as error:
+            _show_errors(form, error)
+        else:
+            request.activity.record("server.update", server.name)
+            request.session.flash(f"Server {server.name} saved.", "success")
+            return HTTPSeeOther(request.route_url("servers.list"))
+    return {"form": form, "server": server}
+
+
+@view_config(route_name="servers.delete", renderer="servers/delete.jinja2", permission="admin")
+def delete_server(request):
+    service = _service(request)
+    server = _server_or_404(request, service)
+    if request.method == "POST":
+        name = server.name
+        rules = service.dependants(server)["access rules"]
+        service.delete(server)
+        details = f"{plural(rules, 'access rule')} removed"
+        request.activity.record("server.delete", name, details)
+        request.session.flash(f"Server {name} deleted: {details}.", "success")
+        return HTTPSeeOther(request.route_url("servers.list"))
+    return {"server": server, "dependants": service.dependants(server)}
+
+
+@view_config(route_name="servers.export", permission="admin")
+def export_servers(request):
+    text = csvio.export_csv(request.dbsession)
+    node = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.registry.settings.get("ezpyr.node_name", "")) or "node"
+    response = Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8")
+    response.content_disposition = f'attachment; filename="servers-{node}-{utcnow():%Y%m%d-%H%M%S}.csv"'
+    request.activity.record("server.export")
+    return response
+
+
+def _uploaded_bytes(request) -> bytes | None:
+    """The uploaded file's content (at most one byte over the limit, enough
+    to know it is too big), or None when no file was chosen."""
+    upload = request.POST.get("file")
+    if upload is None or not hasattr(upload, "file"):
+        return None
+    return upload.file.read(csvio.MAX_BYTES + 1)
+
+
+@view_config(route_name="servers.import", renderer="servers/import.jinja2", permission="admin")
+def import_servers(request):
+    page = {"errors": [], "more_errors": 0, "refused": None,
+            "columns": csvio.COLUMNS, "max_mb": csvio.MAX_BYTES // (1024 * 1024),
+            "max_rows": csvio.MAX_ROWS}
+    if request.method != "POST":
+        return page
+    data = _uploaded_bytes(request)
+    if data is None:
+        page["refused"] = "Choose a CSV file to upload."
+        return page
+    try:
+        result = csvio.ServerImport(request.dbsession, request.secret_box).run(data)
+    except csvio.ImportRefused as refused:
+        page["refused"] = f"{refused} Nothing was imported."
+        return page
+    if not result.ok:
+        page["errors"] = result.errors[:SHOWN_ERRORS]
+        page["more_errors"] = max(0, len(result.errors) - SHOWN_ERRORS)
+        page["error_count"] = len(result.errors)
+        return page
+    request.activity.record("server.import", plural(result.imported, "server"))
+    request.session.flash(f"Imported {plural(result.imported, 'server')}.", "success")
+    return HTTPSeeOther(request.route_url("servers.list"))
