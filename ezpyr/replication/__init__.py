@@ -1,0 +1,3 @@
+def includeme(config):
+    """Importing capture installs the change-capture listeners."""
+    import ezpyr.replication.capture  # noqa: F401

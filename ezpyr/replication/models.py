@@ -1,0 +1,43 @@
+"""Replication bookkeeping (node-local, never replicated itself).
+
+* ``outbox``: every committed change to replicated tables made on this node,
+  one row per transaction, numbered gap-free within its stream
+  (origin node, epoch). It is also the log that resends come from.
+* ``version_vector``: for every stream this node's database contains, the
+  highest seq it holds. This node's own current stream is advanced in the
+  same transaction as the change; a peer's stream when its change is applied.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ezpyr.meta import Base, LongText, Timestamp, utcnow
+
+
+class OutboxEntry(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("origin", "epoch", "seq", name="uq_outbox_stream_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(36))
+    epoch: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[str] = mapped_column(LongText)  # JSON list of row changes
+    # the origin's version vector when it made the change ({"origin:epoch": seq}):
+    # a node that holds something the origin did not know has a conflict
+    context: Mapped[str] = mapped_column(LongText, default="{}")
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    schema_revision: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True, index=True)
+
+
+class VersionVectorEntry(Base):
+    __tablename__ = "version_vector"
+
+    origin: Mapped[str] = mapped_column(String(36), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
