@@ -1,0 +1,131 @@
+"""Add: the primary's side of setting up a cluster with a secondary.
+
+Checks the secondary (version, build, schema revision, state), hands it the
+cluster secret and the key for secrets at rest, copies every replicated
+table as one snapshot taken at a known version vector, in chunks, and only
+then records the secondary as this node's slave. Any failure aborts the
+secondary's half-made copy and leaves this node as it was.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+
+from sqlalchemy import select, update
+
+from ezpyr import __version__
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
+from ezpyr.cluster.models import ClusterPeer, GrantedHost
+from ezpyr.cluster.services import BUILD, vector_to_json
+from ezpyr.cluster.setup import SECONDARY, transfer_box
+from ezpyr.cluster.snapshot import read_snapshot, table_counts
+from ezpyr.meta import utcnow
+from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.models import OutboxEntry
+from ezpyr.replication.schema import code_revision
+from ezpyr.validation import Invalid
+
+ADDRESS_HELP = "host:port of the secondary's panel, e.g. 10.0.0.2:6543"
+
+
+def check_address(address: str) -> str:
+    address = (address or "").strip()
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in address):
+        raise Invalid(f"That is not an address ({ADDRESS_HELP}).", "address")
+    return address
+
+
+def check_secondary(hello: dict) -> None:
+    """Each mismatch has its own message."""
+    if hello.get("version") != __version__:
+        raise Invalid(f"The secondary runs ezpyr {hello.get('version')}, this node {__version__}: "
+                      "install the same version on both.")
+    if str(hello.get("build")) != BUILD:
+        raise Invalid(f"The secondary is build {hello.get('build')}, this node build {BUILD}: "
+                      "install the same build on both.")
+    if hello.get("schema_revision") != code_revision():
+        raise Invalid(f"The secondary's database is at schema revision {hello.get('schema_revision')}, "
+                      f"this node's at {code_revision()}: run ezpyr-init on the older one.")
+    if hello.get("role") != SECONDARY:
+        raise Invalid(f"The secondary is in state {hello.get('role')!r}, not awaiting setup: "
+                      "reinstall it with ezpyr-init CONFIG --secondary <this node's address>.")
+
+
+def _call(client, method, path, body=None):
+    try:
+        return client.call(method, path, body)
+    except PeerUnreachable as error:
+        raise Invalid(f"The secondary did not answer: {error}.") from None
+    except PeerRefused as error:
+        if error.status == 403 and "bad signature" in error.message:
+            raise Invalid("The secondary refused the setup key: check the key it printed "
+                          "(each key works once).") from None
+        if error.status == 403 and "not granted" in error.message:
+            raise Invalid("The secondary does not accept requests from this node's address: install "
+                          "it with ezpyr-init CONFIG --secondary <this node's address>.") from None
+        raise Invalid(f"The secondary refused: {error.message}") from None
+
+
+def add_secondary(engine, secret_box, settings, address, setup_key, progress=None) -> dict:
+    address = check_address(address)
+    setup_key = (setup_key or "").strip()
+    if not setup_key:
+        raise Invalid("The setup key is required (the secondary printed it at install).", "setup_key")
+    progress = progress or (lambda done, total, message=None: None)
+    with engine.connect() as conn:
+        node = conn.execute(select(NodeIdentity.__table__)).mappings().one()
+        if conn.execute(select(ClusterPeer.__table__)).first() is not None:
+            raise Invalid("This node already has another node; a cluster has two.")
+        if node["role"] not in ("standalone", "master"):
+            raise Invalid(f"This node is {node['role']}: add the secondary from the master.")
+        host = address.rpartition(":")[0].strip("[]")
+        if conn.execute(select(GrantedHost.__table__).where(GrantedHost.address == host)).first() is None:
+            raise Invalid(f"{host} is not granted: run ezpyr-grant-host CONFIG {host} on this node first.",
+                          "address")
+    client = ClusterClient(address, node["id"], setup_key, timeout=60)
+    progress(0, 1, "checking the secondary")
+    hello = _call(client, "GET", "/cluster/api/setup/hello")
+    check_secondary(hello)
+    primary = {"id": node["id"], "name": node["name"], "epoch": node["epoch"],
+               "address": settings.get("ezpyr.node_address", ""),
+               "broker_url": settings.get("ezpyr.broker_public_url") or settings.get("ezpyr.broker_url", "")}
+    begun = _call(client, "POST", "/cluster/api/setup/begin", {"primary": primary})
+    try:
+        with engine.connect() as conn:
+            vector, chunks = read_snapshot(conn)
+            counts = table_counts(conn)  # inside the snapshot now
+            total = sum(counts.values())
+            done = 0
+            progress(0, total, f"copying {total} rows")
+            for chunk in chunks:
+                _call(client, "POST", "/cluster/api/setup/chunk", {"table": chunk.table, "rows": chunk.rows})
+                done += len(chunk.rows)
+                progress(done, total, f"copying {total} rows")
+            conn.rollback()
+        secret = secrets.token_urlsafe(32)
+        box = transfer_box(setup_key)
+        _call(client, "POST", "/cluster/api/setup/finish", {
+            "vector": vector_to_json(vector), "counts": counts, "epoch": node["epoch"],
+            "secret": box.encrypt(secret.encode()).decode(),
+            "data_key": box.encrypt(secret_box.export_key().encode()).decode(),
+        })
+    except Exception:
+        try:
+            client.call("POST", "/cluster/api/setup/abort", {})
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
+    with engine.begin() as conn:
+        conn.execute(ClusterPeer.__table__.insert().values(
+            id=hello["node_id"], name=hello.get("name", ""), address=address, broker_url=begun["broker_url"],
+            secret_encrypted=secret_box.encrypt(secret), role="slave", epoch=node["epoch"],
+            link="connected", peer_vector=json.dumps(vector_to_json(vector))))
+        conn.execute(update(NodeIdentity.__table__).values(role="master"))
+        outbox = OutboxEntry.__table__
+        for (origin, epoch), seq in vector.items():  # the copy holds these already
+            conn.execute(update(outbox).where(outbox.c.origin == origin, outbox.c.epoch == epoch,
+                                              outbox.c.seq <= seq, outbox.c.sent_at.is_(None))
+                         .values(sent_at=utcnow()))
+    progress(total, total, "done")
+    return {"rows": total, "tables": counts, "secondary": address}

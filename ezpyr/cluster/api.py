@@ -1,0 +1,289 @@
+"""The cluster API (node to node), under /cluster/api/.
+
+Every request must come from a granted address and be signed with the
+cluster secret (see signing.py); stale and replayed requests are refused.
+These views need no panel session and no CSRF token: the signature is the
+credential.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.view import exception_view_config, view_config
+
+from ezpyr.cluster.services import ClusterService
+from ezpyr.cluster.resolve import Resync, backup_dir, provenance, write_backup
+from ezpyr.cluster.roles import demote, handed_over, undemote
+from ezpyr.cluster.setup import SECONDARY, SetupService
+from ezpyr.validation import Invalid
+from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
+from ezpyr.replication.outbox import ResendImpossible, resend_from
+from ezpyr.replication.verify import bucket_row_hashes, rows_by_id, table_digest, tables_by_name
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Answered as JSON ``{"error": message}`` with the given HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@exception_view_config(ApiError, renderer="json")
+def api_error(exc, request):
+    request.response.status = exc.status
+    return {"error": exc.message}
+
+
+def authenticate(request):
+    """The peer a request comes from; raises a 403 response otherwise."""
+    service = ClusterService(request.dbsession)
+    address = request.remote_addr or ""
+    try:
+        if not service.is_granted(address):
+            raise Refused(f"address {address} is not granted (ezpyr-grant-host)")
+        peer = service.peer()
+        if peer is None:
+            raise Refused("this node has no cluster configured")
+        secret = request.secret_box.decrypt(peer.secret_encrypted)
+        nonce = check_signature(secret, request.method, request.path_qs, request.body,
+                                request.headers)
+        if request.headers.get(HEADER_NODE) != peer.id:
+            raise Refused("request from an unknown node")
+        if not service.remember_nonce(nonce, FRESHNESS_SECONDS):
+            raise Refused("replayed request")
+    except Refused as refusal:
+        log.warning("cluster API request refused from %s: %s", address, refusal)
+        raise ApiError(403, f"refused: {refusal}") from None
+    return peer
+
+
+def api_view(**settings):
+    """view_config for a cluster API route: JSON out, no session, no CSRF."""
+    return view_config(renderer="json", permission=NO_PERMISSION_REQUIRED,
+                       require_csrf=False, **settings)
+
+
+@api_view(route_name="cluster.api.hello", request_method="GET")
+def hello(request):
+    authenticate(request)
+    return ClusterService(request.dbsession).hello()
+
+
+@api_view(route_name="cluster.api.status", request_method="GET")
+def status(request):
+    authenticate(request)
+    return ClusterService(request.dbsession).hello()
+
+
+@api_view(route_name="cluster.api.resend", request_method="POST")
+def resend(request):
+    authenticate(request)
+    try:
+        body = json.loads(request.body or b"{}")
+        origin, epoch, seq = str(body["origin"]), int(body["epoch"]), int(body["seq"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(400, "expected JSON with origin, epoch and seq") from None
+    try:
+        count = resend_from(request.dbsession.connection(), origin, epoch, seq)
+    except ResendImpossible as error:
+        raise ApiError(409, str(error)) from None
+    return {"requeued": count}
+
+
+def _json_body(request) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise ApiError(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _table(name):
+    table = tables_by_name().get(name)
+    if table is None:
+        raise ApiError(400, f"{name!r} is not a replicated table")
+    return table
+
+
+@api_view(route_name="cluster.api.digests", request_method="POST")
+def digests(request):
+    authenticate(request)
+    names = _json_body(request).get("tables") or list(tables_by_name())
+    connection = request.dbsession.connection()
+    return {name: table_digest(connection, _table(name)) for name in names}
+
+
+@api_view(route_name="cluster.api.row_hashes", request_method="POST")
+def row_hashes(request):
+    authenticate(request)
+    body = _json_body(request)
+    buckets = [str(b)[:2] for b in body.get("buckets", [])][:256]
+    return bucket_row_hashes(request.dbsession.connection(), _table(body.get("table")), buckets)
+
+
+@api_view(route_name="cluster.api.rows", request_method="POST")
+def rows(request):
+    authenticate(request)
+    body = _json_body(request)
+    ids = [str(i) for i in body.get("ids", [])][:5000]
+    return rows_by_id(request.dbsession.connection(), _table(body.get("table")), ids)
+
+
+# -- setting up a secondary (signed with its one-time setup key) -------------
+
+def authenticate_setup(request) -> str:
+    """For a secondary awaiting setup: the request must come from a granted
+    address and be signed with the setup key. Returns the setup key."""
+    service = ClusterService(request.dbsession)
+    setup = SetupService(request.dbsession, request.secret_box)
+    address = request.remote_addr or ""
+    try:
+        if not service.is_granted(address):
+            raise Refused(f"address {address} is not granted")
+        if service.node().role != SECONDARY:
+            raise Refused(f"this node is {service.node().role}, not a secondary awaiting setup")
+        key = setup.setup_key()
+        if key is None:
+            raise Refused("this node has no setup key")
+        nonce = check_signature(key, request.method, request.path_qs, request.body, request.headers)
+        if not service.remember_nonce(nonce, FRESHNESS_SECONDS):
+            raise Refused("replayed request")
+    except Refused as refusal:
+        log.warning("cluster setup request refused from %s: %s", address, refusal)
+        raise ApiError(403, f"refused: {refusal}") from None
+    return key
+
+
+def _setup_call(request, action):
+    authenticate_setup(request)
+    try:
+        return action(SetupService(request.dbsession, request.secret_box), _json_body(request))
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
+
+
+@api_view(route_name="cluster.api.setup_hello", request_method="GET")
+def setup_hello(request):
+    authenticate_setup(request)
+    return SetupService(request.dbsession, request.secret_box).hello()
+
+
+@api_view(route_name="cluster.api.setup_begin", request_method="POST")
+def setup_begin(request):
+    def begin(service, body):
+        service.begin(body.get("primary") or {})
+        settings = request.registry.settings
+        return {"broker_url": settings.get("ezpyr.broker_public_url") or settings.get("ezpyr.broker_url", "")}
+    return _setup_call(request, begin)
+
+
+@api_view(route_name="cluster.api.setup_chunk", request_method="POST")
+def setup_chunk(request):
+    return _setup_call(request, lambda service, body: {
+        "loaded": service.load(str(body.get("table")), list(body.get("rows") or []))})
+
+
+@api_view(route_name="cluster.api.setup_finish", request_method="POST")
+def setup_finish(request):
+    key = authenticate_setup(request)
+    service = SetupService(request.dbsession, request.secret_box)
+    try:
+        new_key = service.finish(_json_body(request), key)
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
+    if new_key is not None:
+        box = request.secret_box
+
+        def write_key(success):
+            if success:
+                box.replace_key(new_key)
+
+        request.tm.get().addAfterCommitHook(write_key)
+    return {"role": "slave"}
+
+
+@api_view(route_name="cluster.api.setup_abort", request_method="POST")
+def setup_abort(request):
+    return _setup_call(request, lambda service, body: service.abort() or {"aborted": True})
+
+
+# -- switchover -------------------------------------------------------------
+
+@api_view(route_name="cluster.api.demote", request_method="POST")
+def api_demote(request):
+    authenticate(request)
+    try:
+        return demote(request.dbsession.connection())
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
+
+
+@api_view(route_name="cluster.api.undemote", request_method="POST")
+def api_undemote(request):
+    authenticate(request)
+    undemote(request.dbsession.connection())
+    return {"role": ClusterService(request.dbsession).node().role}
+
+
+@api_view(route_name="cluster.api.handed_over", request_method="POST")
+def api_handed_over(request):
+    authenticate(request)
+    body = _json_body(request)
+    try:
+        handed_over(request.dbsession.connection(), str(body.get("master")), int(body.get("epoch", 0)))
+    except (Invalid, ValueError) as error:
+        raise ApiError(409, getattr(error, "message", str(error))) from None
+    return {"role": "slave"}
+
+
+# -- split-brain resolution ----------------------------------------------------
+
+@api_view(route_name="cluster.api.provenance", request_method="POST")
+def api_provenance(request):
+    authenticate(request)
+    body = _json_body(request)
+    ids = [str(i) for i in body.get("ids", [])][:5000]
+    return provenance(request.dbsession.connection(), _table(body.get("table")).name, ids)
+
+
+@api_view(route_name="cluster.api.backup", request_method="POST")
+def api_backup(request):
+    authenticate(request)
+    settings = request.registry.settings
+    path = write_backup(request.dbsession.connection(), backup_dir(settings),
+                        settings.get("ezpyr.node_name", "node"))
+    return {"path": path}
+
+
+@api_view(route_name="cluster.api.resync_begin", request_method="POST")
+def api_resync_begin(request):
+    authenticate(request)
+    Resync(request.dbsession).begin()
+    return {"begun": True}
+
+
+@api_view(route_name="cluster.api.resync_chunk", request_method="POST")
+def api_resync_chunk(request):
+    authenticate(request)
+    body = _json_body(request)
+    return {"loaded": Resync(request.dbsession).load(_table(body.get("table")).name,
+                                                      list(body.get("rows") or []))}
+
+
+@api_view(route_name="cluster.api.resync_finish", request_method="POST")
+def api_resync_finish(request):
+    authenticate(request)
+    body = _json_body(request)
+    try:
+        Resync(request.dbsession).finish(dict(body.get("vector") or {}), dict(body.get("counts") or {}))
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
+    return {"split_brain": False}

@@ -1,0 +1,78 @@
+"""Calling the peer's cluster API: signed JSON over HTTP, short timeouts."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from ezpyr.cluster.signing import sign_headers
+
+
+class PeerUnreachable(ConnectionError):
+    pass
+
+
+class PeerRefused(RuntimeError):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"the other node answered {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ClusterClient:
+    def __init__(self, address: str, node_id: str, secret: str, timeout: float = 10.0):
+        self.base = address if address.startswith("http") else f"http://{address}"
+        self.node_id = node_id
+        self.secret = secret
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, payload: dict | None = None) -> dict:
+        body = json.dumps(payload).encode() if payload is not None else b""
+        headers = sign_headers(self.secret, self.node_id, method, path, body)
+        headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=body if method != "GET" else None,
+                                         headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read()).get("error", error.reason)
+            except ValueError:
+                message = str(error.reason)
+            raise PeerRefused(error.code, message) from None
+        except (urllib.error.URLError, OSError, TimeoutError) as error:
+            reason = getattr(error, "reason", error)
+            raise PeerUnreachable(f"{self.base}: {reason}") from None
+
+    def hello(self) -> dict:
+        return self.call("GET", "/cluster/api/hello")
+
+    def status(self) -> dict:
+        return self.call("GET", "/cluster/api/status")
+
+    def resend(self, origin: str, epoch: int, seq: int) -> dict:
+        return self.call("POST", "/cluster/api/resend", {"origin": origin, "epoch": epoch, "seq": seq})
+
+
+class RemotePeer:
+    """The other node as verify sees it (ezpyr.replication.verify.Peer)."""
+
+    def __init__(self, client: ClusterClient):
+        self.client = client
+
+    def digests(self, tables):
+        return self.client.call("POST", "/cluster/api/digests", {"tables": tables})
+
+    def row_hashes(self, table, buckets):
+        return self.client.call("POST", "/cluster/api/row-hashes", {"table": table, "buckets": buckets})
+
+    def provenance(self, table, ids):
+        return self.client.call("POST", "/cluster/api/provenance", {"table": table, "ids": ids})
+
+    def rows(self, table, ids):
+        out = {}
+        for start in range(0, len(ids), 1000):
+            out.update(self.client.call("POST", "/cluster/api/rows",
+                                        {"table": table, "ids": ids[start:start + 1000]}))
+        return out

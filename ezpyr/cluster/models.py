@@ -1,0 +1,71 @@
+"""This node's view of the cluster (node-local, never replicated)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ezpyr.meta import Base, LongText, Timestamp, utcnow
+
+
+class ClusterPeer(Base):
+    """The other node, as this node knows it. At most one row. The worker
+    keeps the status columns current; pages only read them."""
+
+    __tablename__ = "cluster_peer"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the peer's node id
+    name: Mapped[str] = mapped_column(String(100), default="")
+    address: Mapped[str] = mapped_column(String(255))  # the peer's panel, host:port
+    broker_url: Mapped[str] = mapped_column(Text)  # the peer's broker, as reached from here
+    secret_encrypted: Mapped[str] = mapped_column(Text)  # the cluster secret (HMAC key)
+    role: Mapped[str] = mapped_column(String(32), default="slave")  # last known
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # what the admin chose: "connected", or "disconnected" (no probing, changes kept)
+    link: Mapped[str] = mapped_column(String(16), default="connected")
+    reachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    peer_vector: Mapped[str] = mapped_column(LongText, default="{}")  # JSON, as the peer reported it
+    backlog_unsent: Mapped[int] = mapped_column(Integer, default=0)
+    backlog_queued: Mapped[int] = mapped_column(Integer, default=0)
+    queue_consumers: Mapped[int] = mapped_column(Integer, default=0)
+    lag_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    applier_state: Mapped[str] = mapped_column(Text, default="")
+    # both nodes hold changes the other lacks: automatic sync stops until resolved
+    split_brain_since: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    split_brain_detail: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class GrantedHost(Base):
+    """An address allowed to call this node's cluster API."""
+
+    __tablename__ = "granted_hosts"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granted_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ApiNonce(Base):
+    """Nonces of accepted cluster API requests, kept for the freshness
+    window so that a replayed request is refused."""
+
+    __tablename__ = "api_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class SecondarySetup(Base):
+    """On a secondary awaiting setup: which primary may set it up, and the
+    one-time setup key (encrypted) that the primary's Add must sign with.
+    Deleted when the setup completes, so the key works once."""
+
+    __tablename__ = "secondary_setup"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
+    primary_address: Mapped[str] = mapped_column(String(255))
+    setup_key_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)

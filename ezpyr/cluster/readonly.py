@@ -1,0 +1,104 @@
+"""A slave's panel can be used to look, never to change.
+
+Every view that handles an unsafe method (POST …) is refused on a node that
+does not accept changes, before it runs, with a page naming the master —
+unless it declares ``node_local=True`` (it changes only this node's own
+data: the cluster page's own buttons) or needs no permission (signing in). Behind this, change
+capture refuses any commit of replicated data on such a node
+(``NodeIsReadOnly``), so even a view that got this wrong changes nothing.
+"""
+from __future__ import annotations
+
+from pyramid.renderers import render_to_response
+from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.view import exception_view_config
+from sqlalchemy import select
+
+from ezpyr.cluster.models import ClusterPeer
+from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.capture import WRITABLE_ROLES, NodeIsReadOnly
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def master_address(dbsession) -> str:
+    peer = dbsession.scalars(select(ClusterPeer)).first()
+    if peer is not None and peer.role == "master":
+        return peer.address
+    return ""
+
+
+def refusal(request, role: str):
+    address = master_address(request.dbsession)
+    response = render_to_response(
+        "cluster/readonly.jinja2",
+        {"role": role, "master_address": address},
+        request=request,
+    )
+    response.status = 409
+    return response
+
+
+def readonly_guard(view, info):
+    if info.options.get("node_local") or info.options.get("permission") == NO_PERMISSION_REQUIRED:
+        return view
+
+    def guarded(context, request):
+        if request.method in UNSAFE:
+            node = request.dbsession.scalars(select(NodeIdentity)).first()
+            if node is not None and node.role not in WRITABLE_ROLES:
+                return refusal(request, node.role)
+        return view(context, request)
+
+    return guarded
+
+
+readonly_guard.options = ("node_local",)
+
+
+@exception_view_config(NodeIsReadOnly)
+def read_only_commit(exc, request):
+    return refusal(request, exc.role)
+
+
+def secondary_page(view, info):
+    """A secondary awaiting setup serves no panel: every page says to set
+    up the cluster from the primary (the cluster API still answers)."""
+    route = info.options.get("route_name") or ""
+    if route.startswith(("cluster.api.", "__")) or info.exception_only:
+        return view
+
+    def wrapper(context, request):
+        from ezpyr.cluster.setup import SECONDARY, SetupService
+
+        node = request.dbsession.scalars(select(NodeIdentity)).first()
+        if node is not None and node.role == SECONDARY:
+            pending = SetupService(request.dbsession, request.secret_box).pending()
+            response = render_to_response(
+                "cluster/secondary.jinja2",
+                {"primary": pending.primary_address if pending else "", "node": node},
+                request=request)
+            response.status = 503
+            return response
+        return view(context, request)
+
+    return wrapper
+
+
+def node_banner(request) -> dict | None:
+    """What every page says about this node: a split-brain, or that it does
+    not take changes."""
+    node = request.dbsession.scalars(select(NodeIdentity)).first()
+    peer = request.dbsession.scalars(select(ClusterPeer)).first()
+    split = bool(peer and peer.split_brain_since)
+    if node is None or (node.role in WRITABLE_ROLES and not split):
+        return None
+    return {"role": node.role, "master_address": master_address(request.dbsession),
+            "split_brain": split, "detail": peer.split_brain_detail if split else "",
+            "writable": node.role in WRITABLE_ROLES}
+
+
+def includeme(config):
+    config.add_view_deriver(readonly_guard)
+    config.add_view_deriver(secondary_page, under="readonly_guard")
+    config.add_request_method(node_banner, reify=True)

@@ -1,0 +1,232 @@
+"""Who is master: Make master (graceful switchover or forced takeover),
+the old master's handing over, and what two nodes do when they meet again.
+
+Epochs only grow. A node writes only as master and only into its current
+stream (its id, its epoch). When two nodes compare version vectors:
+
+* neither is ahead, or only one is: no conflict. A master with the lower
+  epoch steps down to slave; whatever it holds that the other lacks reaches
+  the other through replication, so nothing is lost;
+* both are ahead (each holds changes the other lacks): split-brain. Both
+  nodes record it, neither applies the other's changes, and the node with
+  the lower epoch takes no changes until an admin resolves it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
+from ezpyr.cluster.models import ClusterPeer
+from ezpyr.cluster.services import vector_from_json
+from ezpyr.meta import utcnow
+from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.apply import applied_seq, version_vector
+from ezpyr.replication.models import VersionVectorEntry
+from ezpyr.validation import Invalid
+
+NODE = NodeIdentity.__table__
+PEER = ClusterPeer.__table__
+VECTOR = VersionVectorEntry.__table__
+DEMOTING = "demoting"
+
+
+def _node(conn: Connection, lock: bool = False):
+    stmt = select(NODE)
+    if lock:
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).mappings().one()
+
+
+def _peer(conn: Connection):
+    return conn.execute(select(PEER)).mappings().first()
+
+
+def lock_stream(conn: Connection, origin: str, epoch: int) -> int:
+    """Lock this node's stream row (writers queue behind it); its seq."""
+    done = conn.execute(update(VECTOR).where(VECTOR.c.origin == origin, VECTOR.c.epoch == epoch)
+                        .values(seq=VECTOR.c.seq))
+    if done.rowcount == 0:
+        conn.execute(insert(VECTOR).values(origin=origin, epoch=epoch, seq=0))
+    return applied_seq(conn, origin, epoch)
+
+
+# -- on the master, asked by the slave ------------------------------------
+
+def demote(conn: Connection) -> dict:
+    """Stop taking changes and say where this node's stream ends. Writers
+    still committing either finished before (their seq is included) or are
+    refused (capture re-reads the role under the stream lock)."""
+    # Same lock order as a committing writer (stream row, then node row),
+    # so the two queue behind each other instead of deadlocking.
+    first = _node(conn)
+    seq = lock_stream(conn, first["id"], first["epoch"])
+    node = _node(conn, lock=True)
+    if node["role"] not in ("master", DEMOTING):
+        raise Invalid(f"this node is {node['role']}, not master")
+    if node["epoch"] != first["epoch"]:
+        raise Invalid("this node's epoch changed while stepping down; try again")
+    conn.execute(update(NODE).values(role=DEMOTING))
+    return {"origin": node["id"], "epoch": node["epoch"], "seq": seq}
+
+
+def undemote(conn: Connection) -> None:
+    """The switchover did not complete: take changes again."""
+    conn.execute(update(NODE).where(NODE.c.role == DEMOTING).values(role="master"))
+
+
+def handed_over(conn: Connection, new_master: str, epoch: int) -> None:
+    """The other node is master now, at ``epoch``: this node follows."""
+    node = _node(conn, lock=True)
+    if epoch <= node["epoch"]:
+        raise Invalid(f"epoch {epoch} is not newer than this node's {node['epoch']}")
+    peer = _peer(conn)
+    if peer is None or peer["id"] != new_master:
+        raise Invalid("that is not this node's other node")
+    conn.execute(update(NODE).values(role="slave"))
+    conn.execute(update(PEER).values(role="master", epoch=epoch, updated_at=utcnow()))
+
+
+# -- on the slave ---------------------------------------------------------------
+
+@dataclass
+class TakeoverRisk:
+    last_seen: str | None
+    unapplied: int  # changes the master held, as last seen, that this node has not applied
+
+    def warning(self, address: str) -> str:
+        seen = f"last seen {self.last_seen} UTC" if self.last_seen else "never seen by this node"
+        return (f"The master at {address} does not answer ({seen}). When last seen it held "
+                f"{self.unapplied} change{'s' if self.unapplied != 1 else ''} this node has not applied; "
+                "changes made there since are unknown. If you take over, they stay on that node and "
+                "come back as a split-brain to resolve when it returns.")
+
+
+def takeover_risk(conn: Connection) -> TakeoverRisk:
+    peer = _peer(conn)
+    theirs = vector_from_json(json.loads(peer["peer_vector"] or "{}"))
+    mine = version_vector(conn)
+    unapplied = sum(max(0, seq - mine.get(stream, 0)) for stream, seq in theirs.items()
+                    if stream[0] == peer["id"])
+    seen = peer["last_heartbeat_at"].strftime("%Y-%m-%d %H:%M:%S") if peer["last_heartbeat_at"] else None
+    return TakeoverRisk(seen, unapplied)
+
+
+def become_master(conn: Connection, peer_epoch: int) -> int:
+    """Take a new epoch above both nodes' and start a new stream."""
+    node = _node(conn, lock=True)
+    epoch = max(node["epoch"], peer_epoch) + 1
+    conn.execute(update(NODE).values(role="master", epoch=epoch))
+    conn.execute(insert(VECTOR).values(origin=node["id"], epoch=epoch, seq=0))
+    conn.execute(update(PEER).values(role="slave", updated_at=utcnow()))
+    return epoch
+
+
+def make_master(engine, secret_box, *, force: bool = False, progress=None,
+                drain_timeout: float = 120.0) -> dict:
+    """On the slave. Graceful when the master answers: it stops taking
+    changes, its backlog drains here, then the roles swap, nothing lost.
+    When it does not answer, only with ``force`` (after the warning)."""
+    progress = progress or (lambda done, total, message=None: None)
+    with engine.connect() as conn:
+        node = _node(conn)
+        peer = _peer(conn)
+    if peer is None:
+        raise Invalid("No other node is configured: this node is already the only one taking changes.")
+    if node["role"] != "slave":
+        raise Invalid(f"This node is {node['role']}; Make master is for the slave.")
+    if peer["split_brain_since"] is not None:
+        raise Invalid("The nodes are in a split-brain: resolve it first (Verify, then Resolve).")
+    client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]))
+    progress(0, 1, "asking the master to stop taking changes")
+    try:
+        end = client.call("POST", "/cluster/api/demote", {})
+    except (PeerUnreachable, PeerRefused) as error:
+        if not force:
+            with engine.connect() as conn:
+                risk = takeover_risk(conn)
+            raise TakeoverNeedsConfirmation(risk.warning(peer["address"]), risk, str(error)) from None
+        with engine.begin() as conn:
+            epoch = become_master(conn, peer["epoch"])
+        return {"mode": "forced", "epoch": epoch}
+    origin, their_epoch, last = end["origin"], int(end["epoch"]), int(end["seq"])
+    deadline = time.monotonic() + drain_timeout
+    while True:
+        with engine.connect() as conn:
+            have = applied_seq(conn, origin, their_epoch)
+        progress(min(have, last), max(last, 1), f"applying the master's last changes ({have} of {last})")
+        if have >= last:
+            break
+        if time.monotonic() > deadline:
+            try:
+                client.call("POST", "/cluster/api/undemote", {})
+            except (PeerUnreachable, PeerRefused):
+                pass
+            raise Invalid(f"The master's backlog did not drain in {int(drain_timeout)} s "
+                          f"({have} of {last} applied); nothing was switched. Check that this node's "
+                          "worker runs, then try again.")
+        time.sleep(0.05)
+    with engine.begin() as conn:
+        epoch = become_master(conn, their_epoch)
+    try:
+        client.call("POST", "/cluster/api/handed-over", {"master": node["id"], "epoch": epoch})
+    except (PeerUnreachable, PeerRefused):
+        pass  # it stays read-only and follows once its worker sees this node's epoch
+    progress(1, 1, "done")
+    return {"mode": "graceful", "epoch": epoch, "applied_through": last}
+
+
+class TakeoverNeedsConfirmation(Invalid):
+    def __init__(self, warning: str, risk: TakeoverRisk, reason: str):
+        super().__init__(warning)
+        self.risk = risk
+        self.reason = reason
+
+
+# -- when the two nodes meet (the worker's heartbeat) ----------------------
+
+def declare_split_brain(conn: Connection, detail: str, their_epoch: int | None = None) -> str:
+    """Record a split-brain; the node with the lower epoch stops taking
+    changes (on a tie, the lower node id)."""
+    node = _node(conn, lock=True)
+    peer = _peer(conn)
+    if peer["split_brain_since"] is None:
+        conn.execute(update(PEER).values(split_brain_since=utcnow(), split_brain_detail=detail[:2000]))
+    their_epoch = peer["epoch"] if their_epoch is None else their_epoch
+    if node["epoch"] < their_epoch or (node["epoch"] == their_epoch and node["id"] < peer["id"]):
+        conn.execute(update(NODE).values(role="slave"))
+        return f"split-brain: {detail}; this node (lower epoch) takes no changes"
+    return f"split-brain: {detail}"
+
+def compare(mine: dict, theirs: dict) -> tuple[bool, bool]:
+    """(this node holds changes the other lacks, the other holds changes this lacks)"""
+    i_ahead = any(seq > theirs.get(stream, 0) for stream, seq in mine.items())
+    they_ahead = any(seq > mine.get(stream, 0) for stream, seq in theirs.items())
+    return i_ahead, they_ahead
+
+
+def meet(conn: Connection, mine: dict, status: dict) -> str | None:
+    """Settle roles after seeing the other node's status (its vector read
+    after ``mine``). Returns what changed, for the log."""
+    node = _node(conn, lock=True)
+    peer = _peer(conn)
+    theirs = vector_from_json(status.get("vector", {}))
+    their_role, their_epoch = status.get("role"), int(status.get("epoch", 0))
+    i_ahead, they_ahead = compare(mine, theirs)
+    if peer["split_brain_since"] is not None:
+        return None  # stays until an admin resolves it
+    if i_ahead and they_ahead:
+        detail = (f"this node holds {sum(max(0, s - theirs.get(k, 0)) for k, s in mine.items())} change(s) "
+                  f"the other lacks, and lacks {sum(max(0, s - mine.get(k, 0)) for k, s in theirs.items())} "
+                  "the other holds")
+        return declare_split_brain(conn, detail, their_epoch)
+    if node["role"] in ("master", DEMOTING) and their_role == "master" and their_epoch > node["epoch"]:
+        conn.execute(update(NODE).values(role="slave"))
+        conn.execute(update(PEER).values(role="master", epoch=their_epoch))
+        return (f"the other node is master at epoch {their_epoch}: this node is slave now"
+                + ("; its own newer changes are sent there" if i_ahead else ""))
+    return None

@@ -1,0 +1,206 @@
+"""The cluster as this node sees it: its peer, granted hosts, the state the
+panel shows. Reads only this node's database: no page waits on the peer."""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ezpyr import __version__
+from ezpyr.cluster.models import ApiNonce, ClusterPeer, GrantedHost
+from ezpyr.meta import utcnow
+from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.apply import version_vector
+from ezpyr.replication.outbox import unsent_count
+from ezpyr.replication.schema import code_revision
+from ezpyr.validation import Invalid
+
+BUILD = "1"
+# A peer whose last heartbeat is older than this is shown unreachable.
+HEARTBEAT_STALE_SECONDS = 10
+
+
+def vector_to_json(vector: dict) -> dict[str, int]:
+    return {f"{origin}:{epoch}": seq for (origin, epoch), seq in vector.items()}
+
+
+def vector_from_json(data: dict) -> dict[tuple[str, int], int]:
+    out = {}
+    for key, seq in data.items():
+        origin, _, epoch = key.rpartition(":")
+        out[(origin, int(epoch))] = int(seq)
+    return out
+
+
+@dataclass
+class ClusterState:
+    node: NodeIdentity
+    peer: ClusterPeer | None
+    status: str  # "not configured" | "connected" | "disconnected" | "unreachable"
+    backlog: int
+    lag_seconds: float | None
+    heartbeat_age: float | None
+
+    @property
+    def node_state(self) -> str:
+        if self.node.role == "secondary":
+            return "secondary awaiting setup"
+        if self.node.role == "standalone" and self.peer is None:
+            return "master (standalone)"
+        return self.node.role
+
+    @property
+    def split_brain(self) -> bool:
+        return bool(self.peer and self.peer.split_brain_since)
+
+    @property
+    def other_node(self) -> str:
+        if self.peer is None:
+            return "not configured"
+        return f"{self.peer.address} ({self.peer.role})"
+
+    def as_dict(self) -> dict:
+        peer = self.peer
+        return {
+            "node": {"id": self.node.id, "name": self.node.name, "address": self.node.address,
+                     "role": self.node.role, "state": self.node_state, "epoch": self.node.epoch},
+            "other_node": None if peer is None else {
+                "id": peer.id, "name": peer.name, "address": peer.address, "role": peer.role,
+                "epoch": peer.epoch, "link": peer.link,
+            },
+            "status": "split_brain" if self.split_brain else self.status,
+            "link": self.status,
+            "split_brain": self.split_brain,
+            "split_brain_detail": self.peer.split_brain_detail if self.split_brain else "",
+            "backlog": self.backlog,
+            "backlog_unsent": peer.backlog_unsent if peer else 0,
+            "backlog_queued": peer.backlog_queued if peer else 0,
+            "peer_worker_attached": None if not peer or peer.queue_consumers < 0
+            else peer.queue_consumers > 0,
+            "lag_seconds": self.lag_seconds,
+            "last_heartbeat_at": peer.last_heartbeat_at.isoformat() + "Z"
+            if peer and peer.last_heartbeat_at else None,
+            "heartbeat_age_seconds": self.heartbeat_age,
+            "applier": peer.applier_state if peer else "",
+            "last_error": peer.last_error if peer else "",
+        }
+
+
+def check_address(address: str) -> str:
+    """An IP address (the form the cluster API compares with the caller)."""
+    try:
+        return str(ipaddress.ip_address((address or "").strip()))
+    except ValueError:
+        raise Invalid(f"{address!r} is not an IP address.", "address") from None
+
+
+class ClusterService:
+    def __init__(self, dbsession: Session):
+        self.dbsession = dbsession
+
+    def node(self) -> NodeIdentity:
+        node = self.dbsession.scalars(select(NodeIdentity)).first()
+        if node is None:
+            raise RuntimeError("this node has no identity yet: run ezpyr-init CONFIG")
+        return node
+
+    def peer(self) -> ClusterPeer | None:
+        return self.dbsession.scalars(select(ClusterPeer)).first()
+
+    # -- grants ----------------------------------------------------------
+    def grant(self, address: str) -> bool:
+        """Allow ``address`` to call the cluster API; False if it already was."""
+        address = check_address(address)
+        if self.dbsession.get(GrantedHost, address) is not None:
+            return False
+        self.dbsession.add(GrantedHost(address=address))
+        self.dbsession.flush()
+        return True
+
+    def revoke(self, address: str) -> bool:
+        address = check_address(address)
+        host = self.dbsession.get(GrantedHost, address)
+        if host is None:
+            return False
+        self.dbsession.delete(host)
+        self.dbsession.flush()
+        return True
+
+    def granted(self) -> list[str]:
+        return list(self.dbsession.scalars(select(GrantedHost.address).order_by(GrantedHost.address)))
+
+    def is_granted(self, address: str) -> bool:
+        try:
+            address = str(ipaddress.ip_address(address))
+        except ValueError:
+            return False
+        return self.dbsession.get(GrantedHost, address) is not None
+
+    def remember_nonce(self, nonce: str, window_seconds: int) -> bool:
+        """Record a nonce; False if it was seen within the window (a replay)."""
+        cutoff = utcnow() - dt.timedelta(seconds=2 * window_seconds)
+        self.dbsession.execute(delete(ApiNonce).where(ApiNonce.seen_at < cutoff))
+        if self.dbsession.get(ApiNonce, nonce) is not None:
+            return False
+        self.dbsession.add(ApiNonce(nonce=nonce))
+        self.dbsession.flush()
+        return True
+
+    # -- link --------------------------------------------------------------
+    def set_link(self, link: str) -> ClusterPeer:
+        peer = self.peer()
+        if peer is None:
+            raise Invalid("No other node is configured.")
+        if link not in ("connected", "disconnected"):
+            raise Invalid(f"unknown link state {link!r}")
+        peer.link = link
+        peer.updated_at = utcnow()
+        self.dbsession.flush()
+        return peer
+
+    # -- reading -----------------------------------------------------------
+    def vector(self) -> dict:
+        return version_vector(self.dbsession.connection())
+
+    def schema_revision(self) -> str:
+        """The revision this node's database is at (what Add compares)."""
+        from alembic.runtime.migration import MigrationContext
+
+        return MigrationContext.configure(self.dbsession.connection()).get_current_revision() or ""
+
+    def hello(self) -> dict:
+        node = self.node()
+        return {
+            "node_id": node.id, "name": node.name, "address": node.address,
+            "version": __version__, "build": BUILD, "schema_revision": self.schema_revision(),
+            "role": node.role, "epoch": node.epoch,
+            "vector": vector_to_json(self.vector()),
+            "unsent": unsent_count(self.dbsession.connection()),
+            "time": utcnow().isoformat() + "Z",
+        }
+
+    def state(self) -> ClusterState:
+        node = self.node()
+        peer = self.peer()
+        if peer is None:
+            return ClusterState(node, None, "not configured", 0, None, None)
+        age = None
+        if peer.last_heartbeat_at is not None:
+            age = max(0.0, (utcnow() - peer.last_heartbeat_at).total_seconds())
+        if peer.link == "disconnected":
+            status = "disconnected"
+        elif peer.reachable and age is not None and age <= HEARTBEAT_STALE_SECONDS:
+            status = "connected"
+        else:
+            status = "unreachable"
+        # both halves as the worker last measured them, at the same moment
+        backlog = peer.backlog_unsent + peer.backlog_queued
+        return ClusterState(node, peer, status, backlog, peer.lag_seconds, age)
+
+    def peer_vector(self) -> dict:
+        peer = self.peer()
+        return vector_from_json(json.loads(peer.peer_vector or "{}")) if peer else {}

@@ -1,0 +1,150 @@
+"""Setting up a cluster: the secondary's side of Add.
+
+A secondary installed with ``ezpyr-init CONFIG --secondary PRIMARY`` waits
+in state ``secondary`` with a one-time setup key. The primary's Add signs
+its requests with that key and, over this API: says hello (version, build,
+schema revision, state); begins (hands over the cluster secret and the key
+that encrypts secrets at rest, both encrypted under a key derived from the
+setup key); sends the snapshot in chunks; finishes (the vector the snapshot
+was taken at). Only at finish does the secondary become a slave; until then
+an abort, or the next begin, clears whatever arrived.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import delete, select
+
+from ezpyr.cluster.models import ClusterPeer, SecondarySetup
+from ezpyr.cluster.services import ClusterService, vector_from_json
+from ezpyr.cluster.snapshot import Chunk, clear_replicated, load_chunk, set_vector, table_counts
+from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.capture import REPLAYING
+from ezpyr.replication.models import OutboxEntry
+from ezpyr.secretbox import SecretBox
+from ezpyr.validation import Invalid
+
+SECONDARY = "secondary"
+
+
+def transfer_box(setup_key: str) -> Fernet:
+    """The key that protects what Add hands over, derived from the setup key."""
+    digest = hashlib.sha256(b"ezpyr cluster setup\n" + setup_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def new_setup_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SetupService:
+    """The secondary's side. ``secret_box`` is this node's box."""
+
+    def __init__(self, dbsession, secret_box):
+        self.dbsession = dbsession
+        self.secret_box = secret_box
+
+    def node(self) -> NodeIdentity:
+        return ClusterService(self.dbsession).node()
+
+    def pending(self) -> SecondarySetup | None:
+        return self.dbsession.get(SecondarySetup, 1)
+
+    def setup_key(self) -> str | None:
+        pending = self.pending()
+        return self.secret_box.decrypt(pending.setup_key_encrypted) if pending else None
+
+    def prepare(self, primary_address: str) -> str:
+        """Make this node a secondary that ``primary_address`` may set up;
+        returns the new one-time setup key (shown once)."""
+        node = self.node()
+        if node.role not in (SECONDARY, "standalone"):
+            raise Invalid(f"this node is already {node.role} in a cluster")
+        host = primary_address.rsplit(":", 1)[0] if primary_address.count(":") == 1 else primary_address
+        ClusterService(self.dbsession).grant(host.strip("[]"))
+        key = new_setup_key()
+        self.dbsession.execute(delete(SecondarySetup))
+        self.dbsession.add(SecondarySetup(id=1, primary_address=primary_address,
+                                          setup_key_encrypted=self.secret_box.encrypt(key)))
+        node.role = SECONDARY
+        self.dbsession.flush()
+        return key
+
+    def hello(self) -> dict:
+        hello = ClusterService(self.dbsession).hello()
+        hello["key_check"] = self.secret_box.fingerprint()
+        hello["broker_url"] = ""  # given at begin, once the primary proved it holds the key
+        return hello
+
+    def _replaying(self):
+        self.dbsession.info[REPLAYING] = True
+        return self.dbsession.connection()
+
+    def begin(self, primary: dict) -> None:
+        """Clear whatever an earlier attempt left and note the primary."""
+        for field in ("id", "address", "broker_url"):
+            if not primary.get(field):
+                raise Invalid(f"the primary did not say its {field}")
+        connection = self._replaying()
+        clear_replicated(connection)
+        connection.execute(delete(OutboxEntry.__table__))
+        self.dbsession.execute(delete(ClusterPeer))
+        self.dbsession.add(ClusterPeer(
+            id=primary["id"], name=primary.get("name", ""), address=primary["address"],
+            broker_url=primary["broker_url"], secret_encrypted="", role="master",
+            epoch=int(primary.get("epoch", 1)), link="connected", applier_state="being set up"))
+        self.dbsession.flush()
+
+    def load(self, table: str, rows: list[dict]) -> int:
+        load_chunk(self._replaying(), Chunk(table, rows))
+        return len(rows)
+
+    def finish(self, body: dict, setup_key: str) -> str | None:
+        """Check the copy, take the cluster's secret and key, become slave.
+        Returns the key to write to this node's key file after commit (None
+        when this node's key is fixed by the environment and already equal)."""
+        box = transfer_box(setup_key)
+        try:
+            secret = box.decrypt(body["secret"].encode()).decode()
+            data_key = box.decrypt(body["data_key"].encode()).decode()
+            vector = dict(body["vector"])
+            counts = dict(body["counts"])
+            epoch = int(body["epoch"])
+        except (KeyError, TypeError, ValueError, InvalidToken, AttributeError):
+            raise Invalid("the finishing request could not be read with this node's setup key") from None
+        connection = self._replaying()
+        have = table_counts(connection)
+        wrong = {t: (have.get(t), n) for t, n in counts.items() if have.get(t) != n}
+        if wrong:
+            details = ", ".join(f"{t}: {h} here, {n} sent" for t, (h, n) in sorted(wrong.items()))
+            raise Invalid(f"the copy is incomplete ({details})")
+        cluster_box = SecretBox([data_key])
+        replace = None
+        if cluster_box.fingerprint() != self.secret_box.fingerprint():
+            if not hasattr(self.secret_box, "replace_key"):
+                raise Invalid("this node's secret key is fixed (EZPYR_SECRET_KEY) and differs from "
+                              "the primary's: give both nodes the same key")
+            replace = data_key
+        set_vector(connection, vector_from_json(vector))
+        peer = self.dbsession.scalars(select(ClusterPeer)).one()
+        peer.secret_encrypted = cluster_box.encrypt(secret)
+        peer.peer_vector = json.dumps(vector)
+        peer.applier_state = ""
+        node = self.node()
+        node.role = "slave"
+        node.epoch = epoch
+        self.dbsession.execute(delete(SecondarySetup))
+        self.dbsession.flush()
+        return replace
+
+    def abort(self) -> None:
+        connection = self._replaying()
+        clear_replicated(connection)
+        self.dbsession.execute(delete(ClusterPeer))
+        self.dbsession.flush()
+
+
