@@ -1,0 +1,27 @@
+"""Rows the access tests build: servers, server groups and rules."""
+from __future__ import annotations
+
+from ezpyr.access.models import AccessRule
+from ezpyr.servers.models import Server, ServerGroup
+
+
+def make_server_group(dbsession, name="web"):
+    group = ServerGroup(name=name)
+    dbsession.add(group)
+    dbsession.commit()
+    return group
+
+
+def make_server(dbsession, name="web1", *, group=None, host=None, port=22, remote_user="root"):
+    server = Server(name=name, host=host or f"{name}.example.net", port=port,
+                    remote_user=remote_user, group=group)
+    dbsession.add(server)
+    dbsession.commit()
+    return server
+
+
+def make_rule(dbsession, *, user_group=None, user=None, server_group=None, server=None):
+    rule = AccessRule(user_group=user_group, user=user, server_group=server_group, server=server)
+    dbsession.add(rule)
+    dbsession.commit()
+    return rule

@@ -1,0 +1,196 @@
+"""Real cluster nodes for tests: each has its own database, its own ini
+file, and runs its panel (pserve) and worker (ezpyr-worker) as separate
+processes that a test can kill -9 and start again."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ezpyr.replication.apply import version_vector
+from ezpyr.scripts.node_env import NodeEnv
+from tests.backends import broker_url, drop_database, new_database
+from tests.conftest import CHEAP_ARGON2, ROOT
+
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "Admin-pass-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+INI = """[app:main]
+use = egg:ezpyr
+sqlalchemy.url = {db_url}
+ezpyr.node_name = {name}
+ezpyr.node_address = 127.0.0.1:{port}
+ezpyr.secret_key_file = {secret_key_file}
+ezpyr.session_secret_file = {dir}/session.key
+ezpyr.broker_url = {broker_url}
+{argon2}
+
+[alembic]
+script_location = {root}/alembic
+
+[server:main]
+use = egg:waitress#main
+listen = 127.0.0.1:{port}
+threads = 4
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)-5.5s [%(name)s][%(threadName)s] %(message)s
+"""
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s: {message or predicate}")
+
+
+class ClusterNode:
+    def __init__(self, workdir: Path, name: str, backend: str, tmp_path_factory, secret_key_file: Path,
+                 secondary_of: str | None = None):
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True)
+        self.name = name
+        self.backend = backend
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.db_url = new_database(backend, tmp_path_factory)
+        self.broker_url = broker_url(backend, self.dir)
+        self.ini = self.dir / f"{name}.ini"
+        self.ini.write_text(INI.format(
+            db_url=self.db_url.replace("%", "%%"), name=name, port=self.port, dir=self.dir,
+            secret_key_file=secret_key_file, broker_url=self.broker_url, root=ROOT,
+            argon2="\n".join(f"{k} = {v}" for k, v in CHEAP_ARGON2.items()),
+        ))
+        self.panel = None
+        self.worker = None
+        self.setup_key = None
+        if secondary_of:
+            out = self.run("ezpyr-init", "--secondary", secondary_of, "--quiet").stdout
+            self.setup_key = out.split("setup key: ", 1)[1].split()[0]
+        else:
+            self.run("ezpyr-init", "--admin-password", ADMIN_PASSWORD, "--quiet")
+        self.env = NodeEnv(str(self.ini), logging=False)
+
+    # -- processes -------------------------------------------------------
+    def run(self, script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / script), str(self.ini), *args], capture_output=True,
+                                text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{script} {' '.join(args)} failed: {result.stdout}\n{result.stderr}")
+        return result
+
+    def _spawn(self, script: str, log_name: str) -> subprocess.Popen:
+        log = open(self.dir / log_name, "ab")
+        return subprocess.Popen([str(BIN / script), str(self.ini)], stdout=log, stderr=log,
+                                start_new_session=True)
+
+    def start_panel(self):
+        self.panel = self._spawn("pserve", "panel.log")
+        wait_until(self._panel_up, 30, message=f"{self.name}'s panel to listen")
+
+    def _panel_up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def start_worker(self):
+        self.worker = self._spawn("ezpyr-worker", "worker.log")
+
+    def kill_worker(self, sig=signal.SIGKILL):
+        if self.worker is not None:
+            self.worker.send_signal(sig)
+            self.worker.wait(10)
+            self.worker = None
+
+    def kill_panel(self, sig=signal.SIGKILL):
+        if self.panel is not None:
+            self.panel.send_signal(sig)
+            self.panel.wait(10)
+            self.panel = None
+
+    def start(self):
+        self.start_panel()
+        self.start_worker()
+
+    def stop(self):
+        self.kill_worker(signal.SIGTERM)
+        self.kill_panel(signal.SIGTERM)
+
+    def close(self):
+        self.stop()
+        self.env.close()
+        drop_database(self.db_url)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.dir.glob("*.log"))
+
+    # -- state -------------------------------------------------------------
+    def cluster(self, *args: str) -> dict:
+        result = self.run("ezpyr-cluster", *args, "--json", check=False)
+        return json.loads(result.stdout) if result.stdout.strip() else {"error": result.stderr}
+
+    def status(self) -> dict:
+        with self.env.session() as s:
+            from ezpyr.cluster.services import ClusterService
+            return ClusterService(s).state().as_dict()
+
+    def vector(self) -> dict:
+        with self.env.engine.connect() as conn:
+            return version_vector(conn)
+
+    def count(self, model) -> int:
+        from sqlalchemy import func
+        with self.env.session() as s:
+            return s.scalar(select(func.count()).select_from(model))
+
+
+def pair(master: ClusterNode, slave: ClusterNode):
+    master.run("ezpyr-cluster", "pair-local", str(slave.ini))
+
+
+def make_cluster(tmp_path, backend, tmp_path_factory):
+    from ezpyr.secretbox import generate_key, write_key_file
+    key_file = tmp_path / "secret.key"
+    write_key_file(key_file, generate_key())
+    a = ClusterNode(tmp_path, "node-a", backend, tmp_path_factory, key_file)
+    b = ClusterNode(tmp_path, "node-b", backend, tmp_path_factory, key_file)
+    pair(a, b)
+    return a, b
