@@ -33,6 +33,7 @@ class BatchReport:
     gap_from: tuple | None = None  # (origin, epoch, first missing seq)
     paused: str = ""
     conflict: str = ""  # split-brain found: nothing of the batch applied, messages kept
+    conflict_epoch: int = 0  # the other node's epoch, as its refused change carries it
     last_commit_time: float = 0.0
     lags: list = field(default_factory=list)  # seconds from origin commit to apply
 
@@ -119,6 +120,7 @@ class Applier:
             for _, message in batch:
                 message.requeue()
             report.conflict = result.conflict
+            report.conflict_epoch = result.conflict_epoch
             return report
         report.applied, report.duplicates, report.gap_from = (
             result.applied, result.duplicates, result.gap)

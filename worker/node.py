@@ -117,7 +117,7 @@ class NodeWorker:
                     continue
                 if report.conflict:
                     with self.engine.begin() as conn:
-                        outcome = declare_split_brain(conn, report.conflict)
+                        outcome = declare_split_brain(conn, report.conflict, report.conflict_epoch or None)
                     log.warning("cluster: %s", outcome)
                     applier.close()
                     applier = None

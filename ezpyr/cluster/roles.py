@@ -196,7 +196,11 @@ def declare_split_brain(conn: Connection, detail: str, their_epoch: int | None =
     peer = _peer(conn)
     if peer["split_brain_since"] is None:
         conn.execute(update(PEER).values(split_brain_since=utcnow(), split_brain_detail=detail[:2000]))
-    their_epoch = peer["epoch"] if their_epoch is None else their_epoch
+    # the newest epoch known of the other node: the peer row can lag behind
+    # what its changes (or its status) just said
+    their_epoch = max(peer["epoch"] or 0, their_epoch or 0)
+    if their_epoch > (peer["epoch"] or 0):
+        conn.execute(update(PEER).values(epoch=their_epoch))
     if node["epoch"] < their_epoch or (node["epoch"] == their_epoch and node["id"] < peer["id"]):
         conn.execute(update(NODE).values(role="slave"))
         return f"split-brain: {detail}; this node (lower epoch) takes no changes"

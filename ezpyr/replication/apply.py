@@ -130,6 +130,7 @@ class BatchResult:
     duplicates: int = 0
     gap: tuple | None = None  # (origin, epoch, first missing seq): the rest was not applied
     conflict: str = ""  # the origin did not know changes held here: split-brain, nothing more applied
+    conflict_epoch: int = 0  # the epoch of the stream whose change was refused
     applied_messages: list = field(default_factory=list)
 
 
@@ -190,6 +191,7 @@ def apply_batch(connection: Connection, messages: list[ChangeMessage]) -> BatchR
                 + ", ".join(f"{seq - message.context.get(f'{o}:{e}', 0)} change(s) of stream "
                             f"{o[:8]}:{e}" for (o, e), seq in unknown.items())
                 + " held here")
+            result.conflict_epoch = message.epoch
             break
         for change in message.changes:
             table = tables.get(change["table"])
