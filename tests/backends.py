@@ -40,9 +40,21 @@ def create_mariadb_database(prefix: str = "ezpyr_t") -> str:
 
 
 def drop_mariadb_database(url: str) -> None:
+    """Drops the database. Connections still open on it (a failed test's
+    traceback can keep one alive, inside a transaction) would make DROP wait
+    for their metadata lock without end: they are ended first."""
     parsed = make_url(url)
     engine = create_engine(parsed.set(database=""), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
+        conn.exec_driver_sql("SET SESSION lock_wait_timeout = 30")
+        left_open = conn.exec_driver_sql(
+            "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+            (parsed.database,)).scalars().all()
+        for connection_id in left_open:
+            try:
+                conn.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
+            except Exception:  # noqa: BLE001 - it ended by itself meanwhile
+                pass
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{parsed.database}`")
     engine.dispose()
 

@@ -276,7 +276,10 @@ def test_the_reference_story_split_brain_resolved_keeping_rows_from_each_side(cl
     assert done.returncode == 0, done.stderr
     assert new.status()["split_brain"] is False
     wait_until(lambda: not old.status()["split_brain"], 30, message="the other node to leave the split-brain")
-    names = lambda n: sorted(r for r in n.env.engine.connect().exec_driver_sql("SELECT name FROM servers").scalars())
+    def names(node):
+        with node.env.engine.connect() as conn:
+            return sorted(conn.exec_driver_sql("SELECT name FROM servers").scalars())
+
     assert names(new) == names(old) == ["a-only", "b-only", "web1"]
     with new.env.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT host FROM servers WHERE name = 'web1'").scalar() == "10.9.9.9"

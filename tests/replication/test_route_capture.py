@@ -386,6 +386,9 @@ NO_REPLICATED_CHANGE = {
     "cluster.disconnect": "node-local link state",
     "cluster.verify": "starts a node-local job that compares tables",
     "cluster.make_master": "node roles and jobs are node-local",
+    "cluster.resolve": ("the preview only reads; the confirmation starts a node-local job, which writes "
+                        "its changes as one outbox entry itself (record_changes; see the reference "
+                        "story in tests/functional/test_replication_cluster.py)"),
     # jobs are node-local
     "jobs.view": "job page",
     "jobs.status": "job progress (JSON)",
