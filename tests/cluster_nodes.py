@@ -194,3 +194,18 @@ def make_cluster(tmp_path, backend, tmp_path_factory):
     b = ClusterNode(tmp_path, "node-b", backend, tmp_path_factory, key_file)
     pair(a, b)
     return a, b
+
+
+def primary_and_secondary(workdir, backend, tmp_path_factory):
+    """A primary, and a secondary installed for it with ``ezpyr-init
+    --secondary``; each has its own key file (Add hands the secondary the
+    cluster's key)."""
+    from ezpyr.secretbox import generate_key, write_key_file
+    keys = []
+    for name in ("a", "b"):
+        keys.append(workdir / f"{name}.key")
+        write_key_file(keys[-1], generate_key())
+    primary = ClusterNode(workdir, "primary", backend, tmp_path_factory, keys[0])
+    secondary = ClusterNode(workdir, "secondary", backend, tmp_path_factory, keys[1],
+                            secondary_of=primary.address)
+    return primary, secondary

@@ -4,17 +4,15 @@ were."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
 from ezpyr.cluster.add import check_secondary
 from ezpyr.replication.schema import code_revision
-from ezpyr.secretbox import generate_key, write_key_file
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.users.models import User
 from ezpyr.users.services import UserService
 from ezpyr.passwords import Passwords
 from ezpyr.validation import Invalid
-from tests.cluster_nodes import ClusterNode, wait_until
+from tests.cluster_nodes import primary_and_secondary, wait_until
 from tests.conftest import CHEAP_ARGON2
 
 pytestmark = pytest.mark.slow
@@ -24,13 +22,7 @@ pytestmark = pytest.mark.slow
 def pair(tmp_path, backend, tmp_path_factory):
     """A primary with data, and a secondary installed for it (own key file:
     Add hands it the cluster's key)."""
-    keys = []
-    for name in ("a", "b"):
-        keys.append(tmp_path / f"{name}.key")
-        write_key_file(keys[-1], generate_key())
-    primary = ClusterNode(tmp_path, "primary", backend, tmp_path_factory, keys[0])
-    secondary = ClusterNode(tmp_path, "secondary", backend, tmp_path_factory, keys[1],
-                            secondary_of=primary.address)
+    primary, secondary = primary_and_secondary(tmp_path, backend, tmp_path_factory)
     yield primary, secondary
     primary.close()
     secondary.close()

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ezpyr.secretbox import generate_key, write_key_file
 from ezpyr.servers.models import Server, ServerGroup
 from tests.backends import IN_CI
-from tests.cluster_nodes import ADMIN_PASSWORD, ClusterNode, wait_until
+from tests.cluster_nodes import ADMIN_PASSWORD, primary_and_secondary, wait_until
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -53,13 +52,7 @@ def browser():
 
 @pytest.fixture
 def nodes(tmp_path, backend, tmp_path_factory):
-    keys = []
-    for name in ("a", "b"):
-        keys.append(tmp_path / f"{name}.key")
-        write_key_file(keys[-1], generate_key())
-    primary = ClusterNode(tmp_path, "primary", backend, tmp_path_factory, keys[0])
-    secondary = ClusterNode(tmp_path, "secondary", backend, tmp_path_factory, keys[1],
-                            secondary_of=primary.address)
+    primary, secondary = primary_and_secondary(tmp_path, backend, tmp_path_factory)
     yield primary, secondary
     primary.close()
     secondary.close()
