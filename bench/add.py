@@ -24,10 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ezpyr.secretbox import generate_key, write_key_file  # noqa: E402
 from ezpyr.servers.models import Server, ServerGroup  # noqa: E402
 from ezpyr.users.models import User, UserGroup  # noqa: E402
-from tests.cluster_nodes import ClusterNode  # noqa: E402
+from tests.cluster_nodes import primary_and_secondary  # noqa: E402
 
 BATCH = 2000
 
@@ -43,7 +42,7 @@ class TempDirs:
         return path
 
 
-def fill(node: ClusterNode, servers: int, users: int) -> None:
+def fill(node, servers: int, users: int) -> None:
     stamp = str(uuid.uuid4())
     password_hash = "$argon2id$v=19$m=1024,t=1,p=1$YmVuY2hzYWx0$0000000000000000000000000000000000000000000"
     with node.env.session(actor="bench") as s:
@@ -82,13 +81,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ezpyr-bench-add-") as tmp:
         root = Path(tmp)
-        keys = []
-        for name in ("a", "b"):
-            keys.append(root / f"{name}.key")
-            write_key_file(keys[-1], generate_key())
-        dirs = TempDirs(root)
-        primary = ClusterNode(root, "primary", args.backend, dirs, keys[0])
-        secondary = ClusterNode(root, "secondary", args.backend, dirs, keys[1], secondary_of=primary.address)
+        primary, secondary = primary_and_secondary(root, args.backend, TempDirs(root))
         try:
             t = time.monotonic()
             fill(primary, args.servers, args.users)
