@@ -14,7 +14,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import exception_view_config, view_config
 
 from ezpyr.cluster.services import ClusterService
-from ezpyr.cluster.resolve import Resync, backup_dir, provenance, write_backup
+from ezpyr.cluster.resolve import Resync, backup_dir, provenance, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
 from ezpyr.cluster.setup import SECONDARY, SetupService
 from ezpyr.validation import Invalid
@@ -266,7 +266,7 @@ def api_backup(request):
 @api_view(route_name="cluster.api.resync_begin", request_method="POST")
 def api_resync_begin(request):
     authenticate(request)
-    Resync(request.dbsession).begin()
+    Resync(request.dbsession, resync_staging(request.registry.settings)).begin()
     return {"begun": True}
 
 
@@ -274,8 +274,11 @@ def api_resync_begin(request):
 def api_resync_chunk(request):
     authenticate(request)
     body = _json_body(request)
-    return {"loaded": Resync(request.dbsession).load(_table(body.get("table")).name,
-                                                      list(body.get("rows") or []))}
+    resync = Resync(request.dbsession, resync_staging(request.registry.settings))
+    try:
+        return {"loaded": resync.load(_table(body.get("table")).name, list(body.get("rows") or []))}
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
 
 
 @api_view(route_name="cluster.api.resync_finish", request_method="POST")
@@ -283,7 +286,8 @@ def api_resync_finish(request):
     authenticate(request)
     body = _json_body(request)
     try:
-        Resync(request.dbsession).finish(dict(body.get("vector") or {}), dict(body.get("counts") or {}))
+        Resync(request.dbsession, resync_staging(request.registry.settings)).finish(
+            dict(body.get("vector") or {}), dict(body.get("counts") or {}))
     except Invalid as error:
         raise ApiError(409, error.message) from None
     return {"split_brain": False}

@@ -208,22 +208,44 @@ def leave_split_brain(connection: Connection) -> None:
 
 # -- the slave's side of the resync ------------------------------------------------
 
-class Resync:
-    """The other node, receiving the master's resolved copy."""
+def resync_staging(settings: dict) -> Path:
+    return Path(backup_dir(settings)) / "resync-staging.jsonl"
 
-    def __init__(self, dbsession):
+
+class Resync:
+    """The other node, receiving the master's resolved copy. The chunks wait
+    in a staging file; only ``finish`` touches the database, in one
+    transaction, so a copy cut off half-way leaves this node as it was."""
+
+    def __init__(self, dbsession, staging: str | Path):
         self.dbsession = dbsession
+        self.staging = Path(staging)
         dbsession.info[REPLAYING] = True
 
-    def begin(self):
-        clear_replicated(self.dbsession.connection())
+    def begin(self) -> None:
+        self.staging.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+
+    def _started(self) -> None:
+        if not self.staging.exists():
+            raise Invalid("no copy has begun (resync/begin first)")
 
     def load(self, table: str, rows: list) -> int:
-        load_chunk(self.dbsession.connection(), Chunk(table, rows))
+        self._started()
+        with open(self.staging, "a") as fh:
+            fh.write(json.dumps({"table": table, "rows": rows}, separators=(",", ":")) + "\n")
         return len(rows)
 
     def finish(self, vector: dict, counts: dict) -> None:
+        """Replace the replicated data with the staged copy, in the caller's
+        transaction; refused (nothing changed) when the copy is incomplete."""
+        self._started()
         connection = self.dbsession.connection()
+        clear_replicated(connection)
+        with open(self.staging) as fh:
+            for line in fh:
+                chunk = json.loads(line)
+                load_chunk(connection, Chunk(chunk["table"], chunk["rows"]))
         have = table_counts(connection)
         wrong = {t: (have.get(t), n) for t, n in counts.items() if have.get(t) != n}
         if wrong:
@@ -231,6 +253,7 @@ class Resync:
                 f"{t}: {h} here, {n} sent" for t, (h, n) in sorted(wrong.items())))
         set_vector(connection, vector_from_json(vector))
         leave_split_brain(connection)
+        self.staging.unlink()
 
 
 # -- the whole resolution, as a job on the master -------------------------------------
@@ -241,8 +264,25 @@ def losses(decisions: list[Decision]) -> list[dict]:
             for d in decisions if d.lose is not None]
 
 
+def _send_copy(engine, client, progress) -> dict:
+    """Every replicated table to the other node, which applies it only once
+    all of it arrived; returns the vector the copy was taken at."""
+    client.call("POST", "/cluster/api/resync/begin", {})
+    with engine.connect() as conn:
+        vector, chunks = read_snapshot(conn)
+        counts = table_counts(conn)
+        total, done = sum(counts.values()), 0
+        for chunk in chunks:
+            client.call("POST", "/cluster/api/resync/chunk", {"table": chunk.table, "rows": chunk.rows})
+            done += len(chunk.rows)
+            progress(2, 4, f"copying the resolved data to the other node ({done} of {total} rows)")
+        conn.rollback()
+    client.call("POST", "/cluster/api/resync/finish", {"vector": vector_to_json(vector), "counts": counts})
+    return vector
+
+
 def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, progress=None) -> dict:
-    from ezpyr.cluster.client import ClusterClient
+    from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
     from ezpyr.node.models import NodeIdentity
     from ezpyr.replication.capture import WRITABLE_ROLES
 
@@ -269,17 +309,12 @@ def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, 
     with engine.begin() as conn:
         seq = apply_decisions(conn, decisions, peer_vector, actor)
     progress(2, 4, "copying the resolved data to the other node")
-    client.call("POST", "/cluster/api/resync/begin", {})
-    with engine.connect() as conn:
-        vector, chunks = read_snapshot(conn)
-        counts = table_counts(conn)
-        total, done = sum(counts.values()), 0
-        for chunk in chunks:
-            client.call("POST", "/cluster/api/resync/chunk", {"table": chunk.table, "rows": chunk.rows})
-            done += len(chunk.rows)
-            progress(2, 4, f"copying the resolved data to the other node ({done} of {total} rows)")
-        conn.rollback()
-    client.call("POST", "/cluster/api/resync/finish", {"vector": vector_to_json(vector), "counts": counts})
+    try:
+        vector = _send_copy(engine, client, progress)
+    except (PeerUnreachable, PeerRefused) as error:
+        raise Invalid(f"The choices are applied on this node (change {seq}), but copying them to the other "
+                      f"node failed ({error}); the other node is unchanged and both stay in the split-brain. "
+                      "Run Verify and Resolve again (keep this node's rows) once it answers.") from None
     with engine.begin() as conn:
         leave_split_brain(conn)
         conn.execute(update(ClusterPeer.__table__).values(
