@@ -359,13 +359,17 @@ def keys_delete(a: Admin, args) -> Done:
 
 # -- user groups ----------------------------------------------------------------------
 
-def user_group_data(a: Admin, group) -> dict:
-    return {"id": group.id, "name": group.name, "description": group.description,
-            "members": UserGroupService(a.dbsession).member_count(group)}
+def user_group_data(a: Admin, group, members: int | None = None) -> dict:
+    if members is None:
+        members = UserGroupService(a.dbsession).member_count(group)
+    return {"id": group.id, "name": group.name, "description": group.description, "members": members}
 
 
 def user_groups_list(a: Admin, args) -> Done:
-    groups = [user_group_data(a, g) for g in UserGroupService(a.dbsession).all()]
+    service = UserGroupService(a.dbsession)
+    everyone = service.all()
+    counts = service.member_counts(everyone)
+    groups = [user_group_data(a, g, counts[g.id]) for g in everyone]
     text = table(["name", "members", "description"],
                  [[g["name"], g["members"], g["description"]] for g in groups], "no user groups")
     return Done(text, {"user_groups": groups})

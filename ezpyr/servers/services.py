@@ -15,6 +15,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ezpyr.access.models import AccessRule
+from ezpyr.paging import counts_by
 from ezpyr.secretbox import SecretBox
 from ezpyr.servers.models import AUTH_METHODS, Server, ServerGroup
 from ezpyr.users.services import USERNAME_RE
@@ -406,16 +407,7 @@ class ServerGroupService:
 
     def server_counts(self, groups: list[ServerGroup]) -> dict[str, int]:
         """Servers in each of ``groups``, by group id."""
-        ids = [g.id for g in groups]
-        if not ids:
-            return {}
-        rows = self.dbsession.execute(
-            select(Server.group_id, func.count()).where(Server.group_id.in_(ids))
-            .group_by(Server.group_id)
-        )
-        counts = dict.fromkeys(ids, 0)
-        counts.update({group_id: n for group_id, n in rows})
-        return counts
+        return counts_by(self.dbsession, Server.group_id, [g.id for g in groups])
 
     def _check(self, name: str, description: str, group: ServerGroup | None = None) -> tuple[str, str]:
         name = (name or "").strip()

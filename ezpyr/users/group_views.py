@@ -22,8 +22,7 @@ def list_groups(request):
     service = UserGroupService(request.dbsession)
     q = request.params.get("q", "").strip()
     page = Page(request.dbsession, service.search(q), page_number(request))
-    counts = {g.id: service.member_count(g) for g in page.items}
-    return {"page": page, "q": q, "counts": counts}
+    return {"page": page, "q": q, "counts": service.member_counts(page.items)}
 
 
 @view_config(route_name="user_groups.new", renderer="users/group_form.jinja2", permission="admin")
