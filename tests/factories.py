@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from ezpyr.access.models import AccessRule
 from ezpyr.passwords import Passwords
 from ezpyr.users.groups import UserGroupService
 from ezpyr.users.services import UserService
@@ -27,6 +28,13 @@ def make_user(dbsession, passwords: Passwords, username="alice", *, role="user",
 
 def make_admin(dbsession, passwords, username="root_admin", **fields):
     return make_user(dbsession, passwords, username, role="admin", **fields)
+
+
+def make_rule(dbsession, *, user_group=None, user=None, server_group=None, server=None):
+    rule = AccessRule(user_group=user_group, user=user, server_group=server_group, server=server)
+    dbsession.add(rule)
+    dbsession.commit()
+    return rule
 
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

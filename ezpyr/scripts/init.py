@@ -13,6 +13,7 @@ import argparse
 import os
 import secrets
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import transaction
@@ -99,27 +100,14 @@ def ensure_database(url: str, say) -> None:
         return
     if parsed.get_backend_name() not in ("mysql", "mariadb"):
         return
-    server = create_engine(parsed.set(database=""), isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            exists = conn.exec_driver_sql(
-                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
-                (parsed.database,),
-            ).first()
-            if not exists:
-                conn.exec_driver_sql(
-                    f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                )
-                say(f"created database {parsed.database}")
-            else:
-                say(f"found database {parsed.database}")
-    except SQLAlchemyError as error:
-        raise SetupFailed(
-            f"cannot reach the database server for {_shown(url)}: {getattr(error, 'orig', error)}. "
-            "Check sqlalchemy.url in the config and that the server is running."
-        ) from None
-    finally:
-        server.dispose()
+    with _database_server(url) as conn:
+        if not _schema_exists(conn, parsed.database):
+            conn.exec_driver_sql(
+                f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+            say(f"created database {parsed.database}")
+        else:
+            say(f"found database {parsed.database}")
 
 
 def database_exists(url: str) -> bool:
@@ -130,13 +118,18 @@ def database_exists(url: str) -> bool:
         return sqlite_file.exists() and sqlite_file.stat().st_size > 0
     if parsed.get_backend_name() not in ("mysql", "mariadb"):
         return True
-    server = create_engine(parsed.set(database=""))
+    with _database_server(url) as conn:
+        return _schema_exists(conn, parsed.database)
+
+
+@contextmanager
+def _database_server(url: str):
+    """A connection to the MariaDB server of ``url``, outside any database;
+    an unreachable server is a SetupFailed that says what to check."""
+    server = create_engine(make_url(url).set(database=""), isolation_level="AUTOCOMMIT")
     try:
         with server.connect() as conn:
-            return conn.exec_driver_sql(
-                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
-                (parsed.database,),
-            ).first() is not None
+            yield conn
     except SQLAlchemyError as error:
         raise SetupFailed(
             f"cannot reach the database server for {_shown(url)}: {getattr(error, 'orig', error)}. "
@@ -144,6 +137,11 @@ def database_exists(url: str) -> bool:
         ) from None
     finally:
         server.dispose()
+
+
+def _schema_exists(conn, name: str) -> bool:
+    return conn.exec_driver_sql(
+        "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,)).first() is not None
 
 
 def current_admin_and_policy(settings: dict) -> tuple[str | None, PanelSettings]:

@@ -1,7 +1,6 @@
 """Rows the access tests build: servers, server groups and rules."""
 from __future__ import annotations
 
-from ezpyr.access.models import AccessRule
 from ezpyr.servers.models import Server, ServerGroup
 
 
@@ -18,10 +17,3 @@ def make_server(dbsession, name="web1", *, group=None, host=None, port=22, remot
     dbsession.add(server)
     dbsession.commit()
     return server
-
-
-def make_rule(dbsession, *, user_group=None, user=None, server_group=None, server=None):
-    rule = AccessRule(user_group=user_group, user=user, server_group=server_group, server=server)
-    dbsession.add(rule)
-    dbsession.commit()
-    return rule

@@ -6,8 +6,8 @@ from ezpyr.access.models import AccessRule
 from ezpyr.access.services import AccessService
 from ezpyr.servers.models import Server
 from ezpyr.validation import Invalid
-from tests.access.conftest import make_rule, make_server, make_server_group
-from tests.factories import make_user, make_user_group
+from tests.access.conftest import make_server, make_server_group
+from tests.factories import make_rule, make_user, make_user_group
 
 
 @pytest.fixture

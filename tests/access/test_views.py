@@ -3,8 +3,8 @@ import pytest
 
 from ezpyr.access.models import AccessRule
 from ezpyr.activity.models import ActivityEntry
-from tests.access.conftest import make_rule, make_server, make_server_group
-from tests.factories import csrf_from, make_user, make_user_group, post
+from tests.access.conftest import make_server, make_server_group
+from tests.factories import csrf_from, make_rule, make_user, make_user_group, post
 
 ADMIN_PAGES = ["/access", "/access/new", "/access/effective", "/access/{rule}/delete"]
 

@@ -26,11 +26,12 @@ from ezpyr.guard.services import GuardService
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.users.services import UserService
-from tests.access.conftest import make_rule
 from tests.auth.conftest import code_now, code_step, enable_totp, password_step, wrong_code
 from tests.auth.test_views import enrolment_secret
 from tests.cluster.test_readonly import mutating_routes
-from tests.factories import PASSWORD, csrf_from, login, make_admin, make_user, make_user_group, post
+from tests.factories import (
+    PASSWORD, csrf_from, login, make_admin, make_rule, make_user, make_user_group, post,
+)
 from tests.servers.conftest import make_server, make_server_group, server_form, upload
 from tests.servers.test_csvio import HEADER
 from tests.settings.test_views import GOOD, save

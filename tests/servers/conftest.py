@@ -1,7 +1,6 @@
 """Rows and requests the server tests build."""
 from __future__ import annotations
 
-from ezpyr.access.models import AccessRule
 from ezpyr.servers.services import ServerGroupService, ServerInput, ServerService
 from tests.factories import csrf_from
 
@@ -20,13 +19,6 @@ def make_server(dbsession, secret_box, name="web1", **fields):
     )
     dbsession.commit()
     return server
-
-
-def make_rule(dbsession, *, user_group=None, user=None, server_group=None, server=None):
-    rule = AccessRule(user_group=user_group, user=user, server_group=server_group, server=server)
-    dbsession.add(rule)
-    dbsession.commit()
-    return rule
 
 
 def server_form(**fields) -> dict:

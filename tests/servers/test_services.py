@@ -14,8 +14,8 @@ from ezpyr.servers.services import (
     check_remote_user,
 )
 from ezpyr.validation import Invalid
-from tests.factories import make_user_group
-from tests.servers.conftest import make_rule, make_server, make_server_group
+from tests.factories import make_rule, make_user_group
+from tests.servers.conftest import make_server, make_server_group
 
 
 @pytest.mark.parametrize("host", [

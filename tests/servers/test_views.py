@@ -4,8 +4,8 @@ import pytest
 from ezpyr.access.models import AccessRule
 from ezpyr.activity.models import ActivityEntry
 from ezpyr.servers.models import Server, ServerGroup
-from tests.factories import make_user_group, post
-from tests.servers.conftest import make_rule, make_server, make_server_group, server_form
+from tests.factories import make_rule, make_user_group, post
+from tests.servers.conftest import make_server, make_server_group, server_form
 
 SECRET = "Tr0ub4dor&3-very-secret"
 
