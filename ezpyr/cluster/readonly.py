@@ -21,11 +21,17 @@ from ezpyr.replication.capture import WRITABLE_ROLES, NodeIsReadOnly
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def master_address(dbsession) -> str:
-    peer = dbsession.scalars(select(ClusterPeer)).first()
+def master_address(dbsession, peer: ClusterPeer | None = None) -> str:
+    if peer is None:
+        peer = dbsession.scalars(select(ClusterPeer)).first()
     if peer is not None and peer.role == "master":
         return peer.address
     return ""
+
+
+def this_node(request) -> NodeIdentity | None:
+    """This node's identity, read once per request (every page asks)."""
+    return request.dbsession.scalars(select(NodeIdentity)).first()
 
 
 def refusal(request, role: str):
@@ -45,7 +51,7 @@ def readonly_guard(view, info):
 
     def guarded(context, request):
         if request.method in UNSAFE:
-            node = request.dbsession.scalars(select(NodeIdentity)).first()
+            node = request.this_node
             if node is not None and node.role not in WRITABLE_ROLES:
                 return refusal(request, node.role)
         return view(context, request)
@@ -71,7 +77,7 @@ def secondary_page(view, info):
     def wrapper(context, request):
         from ezpyr.cluster.setup import SECONDARY, SetupService
 
-        node = request.dbsession.scalars(select(NodeIdentity)).first()
+        node = request.this_node
         if node is not None and node.role == SECONDARY:
             pending = SetupService(request.dbsession, request.secret_box).pending()
             response = render_to_response(
@@ -88,12 +94,14 @@ def secondary_page(view, info):
 def node_banner(request) -> dict | None:
     """What every page says about this node: a split-brain, or that it does
     not take changes."""
-    node = request.dbsession.scalars(select(NodeIdentity)).first()
+    node = request.this_node
+    if node is None:
+        return None
     peer = request.dbsession.scalars(select(ClusterPeer)).first()
     split = bool(peer and peer.split_brain_since)
-    if node is None or (node.role in WRITABLE_ROLES and not split):
+    if node.role in WRITABLE_ROLES and not split:
         return None
-    return {"role": node.role, "master_address": master_address(request.dbsession),
+    return {"role": node.role, "master_address": master_address(request.dbsession, peer),
             "split_brain": split, "detail": peer.split_brain_detail if split else "",
             "writable": node.role in WRITABLE_ROLES}
 
@@ -101,4 +109,5 @@ def node_banner(request) -> dict | None:
 def includeme(config):
     config.add_view_deriver(readonly_guard)
     config.add_view_deriver(secondary_page, under="readonly_guard")
+    config.add_request_method(this_node, reify=True)
     config.add_request_method(node_banner, reify=True)
