@@ -228,9 +228,13 @@ def test_changes_on_both_sides_are_a_split_brain_on_both(cluster):
     slave.stop()
     add_groups(master, ["a-only"])  # the reference page's story
     master.stop()
-    slave.start()
+    # The master's broker is down with it in the story; here it lives on, so
+    # the slave's worker starts only after its own change (else it could take
+    # "a-only" first, and "b-only" would rightly follow it, no split-brain).
+    slave.start_panel()
     assert slave.run("ezpyr-cluster", "make-master", "--force", "--yes").returncode == 0
     add_groups(slave, ["b-only"])
+    slave.start_worker()
     master.start()
     wait_until(lambda: master.status()["split_brain"] and slave.status()["split_brain"], 30,
                message="both nodes to see the split-brain")
@@ -256,10 +260,11 @@ def test_the_reference_story_split_brain_resolved_keeping_rows_from_each_side(cl
     with old.env.session(actor="alice") as s:
         s.add_all([Server(name="web1", host="10.0.0.1"), Server(name="a-only", host="10.0.0.2")])
     old.stop()
-    new.start()
+    new.start_panel()  # its worker after its own changes: see the test above
     assert new.run("ezpyr-cluster", "make-master", "--force", "--yes").returncode == 0
     with new.env.session(actor="bob") as s:
         s.add_all([Server(name="web1", host="10.9.9.9"), Server(name="b-only", host="10.0.0.3")])
+    new.start_worker()
     old.start()
     wait_until(lambda: old.status()["split_brain"] and new.status()["split_brain"], 30)
     preview = new.cluster("resolve", "--keep", "here")
