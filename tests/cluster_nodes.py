@@ -84,7 +84,7 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message
 
 class ClusterNode:
     def __init__(self, workdir: Path, name: str, backend: str, tmp_path_factory, secret_key_file: Path,
-                 secondary_of: str | None = None, broker: str | None = None, heartbeat: float = 4):
+                 secondary_of: str | None = None, broker: str | None = None, heartbeat: float = 10):
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.name = name

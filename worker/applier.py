@@ -78,11 +78,17 @@ class Applier(ConsumerMixin):
 
         @contextmanager
         def established():
-            with self.create_connection() as conn:
+            conn = self.create_connection()
+            try:
                 conn.ensure_connection(self.on_connection_error, self.connect_max_retries,
                                        interval_start=0.5, interval_step=1, interval_max=5,
                                        callback=lambda: None if not self.should_stop else self._give_up())
                 yield conn
+            except BaseException:
+                conn.collect()  # it may be dead: drop it without waiting for the broker's goodbye
+                raise
+            else:
+                conn.release()
         return established()
 
     def _give_up(self):
@@ -90,7 +96,7 @@ class Applier(ConsumerMixin):
 
     def on_connection_error(self, exc, interval):
         self.state = (f"reconnecting to the other node's broker: {describe(exc)} "
-                      f"(next try in {interval:.0f} s)")
+                      f"(next try in {interval:g} s)")
         log.warning("applier: %s (%s); next try in %.1f s", describe(exc), type(exc).__name__, interval)
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
@@ -103,6 +109,8 @@ class Applier(ConsumerMixin):
         self._live = None
 
     def on_iteration(self):
+        if self._live is not None:
+            self._live.heartbeat_check()  # also while messages keep coming
         if not self._pending:
             return
         self._drain_ready(self._live)
@@ -117,14 +125,40 @@ class Applier(ConsumerMixin):
         message.ack()
 
     def run(self, **kwargs):
-        """Consume until should_stop; broker trouble reconnects inside, this
-        node's database trouble is left to the caller (it restarts us)."""
+        """Consume until should_stop. A lost broker connection (a heartbeat
+        missed twice, a reset) is said in ``state`` at once and retried with
+        back-off; this node's database trouble is left to the caller (it
+        restarts us)."""
+        errors = self.connection.connection_errors + self.connection.channel_errors
+        failures = 0
         try:
-            super().run(**kwargs)
+            while not self.should_stop:
+                try:
+                    for _ in self.consume(limit=None, safety_interval=self._safety_interval(), **kwargs):
+                        failures = 0
+                except errors as error:
+                    delay = min(5.0, 0.5 * 2 ** failures)
+                    failures += 1
+                    self.state = (f"reconnecting to the other node's broker: {describe(error)} "
+                                  f"(next try in {delay:g} s)")
+                    log.warning("applier: connection lost: %s (%s)", describe(error), type(error).__name__)
+                    self._pause(delay)
         except _Stopped:
             pass
         finally:
             self._requeue_pending()
+
+    def _safety_interval(self) -> float:
+        """How long one wait for a message may last. py-amqp's wait only
+        returns after that long with no frame at all, and the broker sends
+        its heartbeats every half interval: wait less, or ours never go out."""
+        beat = self.connection.heartbeat or 0
+        return min(1.0, beat / 4) if beat else 1.0
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.should_stop and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     # -- one step ------------------------------------------------------------
     def _collect(self, body, message):

@@ -17,6 +17,7 @@ import threading
 import time
 
 from kombu import Producer
+from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.engine import Engine
 
 from ezpyr.replication.apply import ChangeMessage
@@ -118,6 +119,11 @@ class Relay:
         return drop_consumed(self.connection)
 
 
+def _broker_errors(connection) -> tuple:
+    return (connection.recoverable_connection_errors + connection.connection_errors
+            + connection.channel_errors + (KombuOperationalError, Unroutable, OSError))
+
+
 class RelayLoop:
     """The relay's thread: sleeps until woken, publishes everything unsent,
     keeps its broker connection alive (heartbeats), measures the queue for
@@ -188,10 +194,7 @@ class RelayLoop:
                     failures = 0
                     self.state = "connected to this node's broker"
                     self._sleep(relay)
-                except relay.connection.recoverable_connection_errors + (Unroutable, OSError) as error:
-                    self._failed(relay, error, failures)
-                    failures += 1
-                except relay.connection.connection_errors + relay.connection.channel_errors as error:
+                except _broker_errors(relay.connection) as error:
                     self._failed(relay, error, failures)
                     failures += 1
                 except Exception as error:  # noqa: BLE001 - this node's database, most likely
@@ -206,7 +209,7 @@ class RelayLoop:
 
     def _failed(self, relay: Relay, error: BaseException, failures: int) -> None:
         delay = min(10.0, 0.5 * 2 ** failures)
-        self.state = f"reconnecting to this node's broker: {describe(error)} (next try in {delay:.0f} s)"
+        self.state = f"reconnecting to this node's broker: {describe(error)} (next try in {delay:g} s)"
         self.queue_consumers = None
         log.warning("relay: %s (%s); next try in %.1f s", describe(error), type(error).__name__, delay)
         relay.reset()

@@ -41,6 +41,10 @@ def connect(url: str, *, heartbeat: float | None = None, timeout: float = 5.0) -
     if is_amqp(url):
         options["confirm_publish"] = True
         heartbeat = HEARTBEAT_SECONDS if heartbeat is None else heartbeat
+        # No wait on the socket outlasts two heartbeats: a declare or a
+        # publisher confirm on a link that went silent fails instead of
+        # hanging for ever (a consumer's own waits are shorter still).
+        options["read_timeout"] = options["write_timeout"] = 2 * (heartbeat or HEARTBEAT_SECONDS)
     else:
         heartbeat = 0
     connection = Connection(url, transport_options=options, connect_timeout=timeout,
@@ -93,8 +97,11 @@ def drop_consumed(connection: Connection, older_than: float = 60.0) -> int:
 def describe(error: BaseException) -> str:
     """A broker error in words an admin understands (never a traceback or
     a driver's internals)."""
+    cause = error.__cause__ or error.__context__
+    if cause is not None and type(error).__name__ == "OperationalError" and type(error).__module__.startswith("kombu"):
+        return describe(cause)  # kombu wraps the transport's own error
     text = str(error)
-    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
+    if isinstance(error, ConnectionRefusedError) or "Connection refused" in text or getattr(error, "errno", None) == errno.ECONNREFUSED:
         return "the broker refused the connection (is it running?)"
     if isinstance(error, (socket.timeout, TimeoutError)):
         return "the broker did not answer in time"
