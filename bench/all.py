@@ -82,7 +82,8 @@ def table(rows: list[dict]) -> list[str]:
            "|---|---|---|---|---|---|"]
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
-        out.append(f"| {r['label']} | {fmt(r['mariadb'])}{unit} | {fmt(r['ezpyr'])}{unit} | {fmt(r['ratio'])} | "
+        label = r["label"].replace("|", "\\|")
+        out.append(f"| {label} | {fmt(r['mariadb'])}{unit} | {fmt(r['ezpyr'])}{unit} | {fmt(r['ratio'])} | "
                    f"{r['target'] or '-'} | {'-' if r['met'] is None else fmt(r['met'])} |")
     return out
 

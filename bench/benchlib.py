@@ -576,10 +576,11 @@ def writer_process(ini: str, name_check: str, prefix: str, indices: range, threa
 
 def run_writers(node: Node, indices: range, *, procs: int, threads: int, mode: str, prefix: str,
                 name_check: str = "panel", rate: float = 0.0, seconds: float = 0.0,
-                lead: float = 3.0) -> tuple[list, float]:
+                lead: float = 3.0, on_start=None) -> tuple[list, float]:
     """Runs ``procs`` writer processes × ``threads`` threads over ``indices``.
     Returns (records, start_wall); a record is (k, t_before_ns, t_after_ns, scheduled, error).
-    ``lead``: seconds from now to the common start (the processes import ezpyr meanwhile)."""
+    ``lead``: seconds from now to the common start (the processes import ezpyr meanwhile);
+    ``on_start(pids)`` is called once the processes run (for the profiler)."""
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -591,6 +592,8 @@ def run_writers(node: Node, indices: range, *, procs: int, threads: int, mode: s
           for share in shares]
     for p in ps:
         p.start()
+    if on_start:
+        on_start([p.pid for p in ps])
     records = []
     try:
         for _ in ps:

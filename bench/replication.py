@@ -43,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from profiling import Profiler  # noqa: E402
 from benchlib import (  # noqa: E402
     Figures, Run, add_secondary, anchor_paths, compare, load_anchors, log, make_cluster, mysql, pct,
     rounded, run_writers, scalar, server_fields, start_all, verify_cli, wait_connected,
@@ -98,8 +99,17 @@ def measure_lag(figs, primary, secondary, args, anchors):
     poller.start()
     try:
         ready.wait(30)
+        prof = args.profiler
+
+        def profile(pids):
+            prof.start("a-writers-wallclock", pids[0], idle=True)
+            prof.start("a-master-worker", primary.worker.pid)
+            prof.start("a-slave-worker", secondary.worker.pid)
+
         records, start_wall = run_writers(primary, range(n), procs=1, threads=args.lag_threads, mode="paced",
-                                          prefix=prefix, name_check=args.name_check, rate=args.rate)
+                                          prefix=prefix, name_check=args.name_check, rate=args.rate,
+                                          on_start=profile)
+        prof.stop()
         stop.set()
         result = q.get(timeout=120)
     finally:
@@ -139,7 +149,15 @@ def measure_lag(figs, primary, secondary, args, anchors):
     compare(figs, anchors, "lag_achieved", "lag_rate", lower_is_better=False, target="≥0.99 of offered",
             label="a. achieved rate at the offered rate", met=achieved >= 0.99 * args.rate)
     compare(figs, anchors, "lag_p50", "lag_p50", lower_is_better=True, target="", label="a. lag p50")
-    compare(figs, anchors, "lag_p99", "lag_p99", lower_is_better=True, target="≤2", label="a. lag p99")
+    reached = achieved >= 0.99 * args.rate
+    if not reached:
+        figs.note(f"a. only {100 * achieved / args.rate:.0f} % of the offered rate was achieved: the lag figures are "
+                  "those of a writer falling behind its schedule, not of the offered rate, and the lag target "
+                  "(which presumes ≥ 99 % achieved) counts as not met")
+    p99 = figs.data["figures"]["lag_p99"]["value"]
+    anchor_p99 = anchors.get("lag_p99", {}).get("value")
+    compare(figs, anchors, "lag_p99", "lag_p99", lower_is_better=True, target="≤2", label="a. lag p99",
+            met=None if not anchor_p99 or p99 is None else (reached and p99 <= 2 * anchor_p99))
 
 
 # -- b. highest sustained rate, ezpyr vs plain INSERTs ----------------------------------------
@@ -208,8 +226,16 @@ def measure_max_rate(figs, primary, secondary, args, run):
     before = scalar_db(primary.db, "SELECT COUNT(*) FROM servers")
     with primary.connect() as pc:
         seq0 = primary.vector_seq(pc, primary.node_id)
+    prof = args.profiler
+
+    def profile(pids):
+        prof.start("b-writers-wallclock", pids[0], idle=True)
+        prof.start("b-master-worker", primary.worker.pid)
+
     records, start_wall = run_writers(primary, range(10 ** 8), procs=procs, threads=threads, mode="flat out",
-                                      prefix="bench-b-", name_check=args.name_check, seconds=args.max_seconds)
+                                      prefix="bench-b-", name_check=args.name_check, seconds=args.max_seconds,
+                                      on_start=profile)
+    prof.stop()
     ok = [r for r in records if r[4] is None]
     errors = [r for r in records if r[4] is not None]
     end = max(r[2] for r in ok) / 1e9 if ok else start_wall + args.max_seconds
@@ -324,6 +350,7 @@ def measure_catchup(figs, primary, secondary, args, anchors):
             now = time.monotonic()
             if first_t is None and s > seq0:
                 first_t, first_seq = now, s
+                args.profiler.start("c-slave-worker-catching-up", secondary.worker.pid)
             if s >= seq1:
                 done_t = now
                 break
@@ -332,6 +359,7 @@ def measure_catchup(figs, primary, secondary, args, anchors):
         rows = scalar(conn, "SELECT COUNT(*) FROM servers WHERE name LIKE 'bench-c-%'")
     finally:
         conn.close()
+        args.profiler.stop()
     if done_t is None:
         figs.figure("catchup_rate", "c. catch-up apply rate", None, "changes/s")
         figs.note(f"c. the slave did not catch up within {args.timeout:g} s")
@@ -433,6 +461,11 @@ def measure_verify(figs, primary, secondary, args, anchors):
             label="d. Verify, identical (vs pt-table-checksum, default 128M buffer pool)")
     compare(figs, anchors, "verify_drift_s", "ptcs_drift_time", lower_is_better=True, target="≤1",
             label=f"d. Verify naming the {len(changed)} changed rows (vs pt-table-checksum)")
+    if "ptcs_drift_time" in anchors and "ptsync_time" in anchors:
+        anchors = dict(anchors, ptcs_plus_ptsync={"value": round(anchors["ptcs_drift_time"]["value"]
+                                                                 + anchors["ptsync_time"]["value"], 3)})
+        compare(figs, anchors, "verify_drift_s", "ptcs_plus_ptsync", lower_is_better=True, target="",
+                label="d. Verify naming the changed rows (vs pt-table-checksum + pt-table-sync --print; informative)")
     if "ptcs_clean_time@buffer pool 1G" in anchors:
         compare(figs, anchors, "verify_clean_s", "ptcs_clean_time@buffer pool 1G", lower_is_better=True,
                 target="", label="d. Verify, identical (vs pt-table-checksum, 1G pool; informative)")
@@ -448,7 +481,8 @@ def main(argv=None):
                         "--verify-rows 50000")
     p.add_argument("--rate", type=float, default=200, help="a: changes/s offered (200)")
     p.add_argument("--seconds", type=float, default=30, help="a: seconds of steady load (30, as the anchor)")
-    p.add_argument("--lag-threads", type=int, default=4, help="a: writer threads (4)")
+    p.add_argument("--lag-threads", type=int, default=8,
+                   help="a: writer threads in one process (8, as a production panel's waitress threads)")
     p.add_argument("--poll-ms", type=float, default=1.0, help="a: slave poll interval (1 ms, as the anchor)")
     p.add_argument("--max-writers", type=int, default=8, help="b: concurrent writers (8)")
     p.add_argument("--max-procs", type=int, default=1,
@@ -469,7 +503,11 @@ def main(argv=None):
     p.add_argument("--anchors", help="anchor results: run_all.sh's $BASE folder or a results json")
     p.add_argument("--json", help="also write every figure to this file ('-' for stdout)")
     p.add_argument("--keep", action="store_true", help="keep the node folders (logs, inis); databases are dropped")
+    p.add_argument("--profile", metavar="DIR",
+                   help="sample the writers and workers with py-spy during a, b and c's catch-up: raw stacks "
+                        "and a summary per process in DIR")
     args = p.parse_args(argv)
+    args.profiler = Profiler(args.profile)
     if args.smoke:
         defaults = {"seconds": 30, "max_seconds": 30, "catchup": 100_000, "verify_rows": 1_000_000}
         small = {"seconds": 5, "max_seconds": 5, "catchup": 5000, "verify_rows": 50_000}
