@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (  # noqa: E402
     Figures, Run, add_secondary, anchor_paths, compare, load_anchors, log, make_cluster, server_fields,
-    start_all, verify_cli,
+    size_mismatches, start_all, verify_cli,
 )
 
 
@@ -38,19 +38,13 @@ def progress(what: str, done: int, total: int) -> None:
 
 def fill(ini: str, servers: int, users: int, batch: int) -> None:
     """Server groups, user groups, servers and users, through the services, ``batch``
-    rows per transaction."""
-    from sqlalchemy import select
+    rows per transaction; servers are checked as the CSV import checks them (one
+    PreloadedLookup per transaction), users one by one as ``ezpyr-admin users add``."""
     from ezpyr.passwords import Passwords
     from ezpyr.scripts.node_env import NodeEnv
-    from ezpyr.servers.models import Server
-    from ezpyr.servers.services import ServerGroupService, ServerInput, ServerLookup, ServerService
+    from ezpyr.servers.services import PreloadedLookup, ServerGroupService, ServerInput, ServerService
     from ezpyr.users.groups import UserGroupService
     from ezpyr.users.services import UserService
-
-    class Indexed(ServerLookup):
-        # the panel's check is lower(name) = :name, a full scan per row; by the unique index here
-        def name_owner(self, name):
-            return self.dbsession.scalars(select(Server.id).where(Server.name == name)).first()
 
     env = NodeEnv(ini, logging=False)
     box = env.secret_box
@@ -65,7 +59,7 @@ def fill(ini: str, servers: int, users: int, batch: int) -> None:
         for start in range(0, servers, batch):
             with env.session(actor="bench") as s:
                 service = ServerService(s, box)
-                lookup = Indexed(s)
+                lookup = PreloadedLookup(s)  # what the CSV import checks thousands of rows with
                 with s.no_autoflush:  # one flush (batched INSERTs) per transaction, not one per row
                     for i in range(start, min(start + batch, servers)):
                         data = ServerInput(name=f"srv{i:07d}", group_id=server_groups[i % 100], **server_fields(i))
@@ -106,6 +100,8 @@ def main(argv=None):
     figs.data["command"] = " ".join([sys.executable, *sys.argv])
     figs.data["settings"] = {"servers": args.servers, "users": args.users, "batch": args.batch}
     print(f"\n[e] Add of {args.servers:,} servers + {args.users:,} users to a clean Verify", flush=True)
+    for warning in size_mismatches(anchors, servers=args.servers, users=args.users):
+        figs.note("SIZE MISMATCH: " + warning)
     with Run(keep=args.keep) as run:
         primary, secondary = make_cluster(run)
         t = time.monotonic()

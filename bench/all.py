@@ -57,12 +57,14 @@ def run_anchors(base: Path, sizes: dict, smoke: bool) -> tuple[float, str]:
     return time.monotonic() - t, command
 
 
-def run_bench(name: str, argv: list[str]) -> tuple[float, str]:
+def run_bench(name: str, argv: list[str]) -> tuple[float, str, int]:
     command = " ".join([sys.executable, str(ROOT / "bench" / name), *argv])
     print(f"\n=== {command}", flush=True)
     t = time.monotonic()
-    subprocess.run([sys.executable, str(ROOT / "bench" / name), *argv], cwd=ROOT, check=True)
-    return time.monotonic() - t, command
+    code = subprocess.run([sys.executable, str(ROOT / "bench" / name), *argv], cwd=ROOT).returncode
+    if code:
+        print(f"=== {name} failed (exit {code}); going on with what there is", flush=True)
+    return time.monotonic() - t, command, code
 
 
 def fmt(v) -> str:
@@ -102,29 +104,41 @@ def main(argv=None):
     commands, timings = [], {}
     if args.reuse_anchors:
         commands.append(f"(anchors reused from {base})")
-    else:
-        took, cmd = run_anchors(base, sizes, args.smoke)
-        timings["anchors"] = took
-        commands.append(cmd)
+    results, failed = [], []
+    if not args.reuse_anchors:
+        try:
+            took, cmd = run_anchors(base, sizes, args.smoke)
+        except subprocess.CalledProcessError as error:
+            failed.append(f"the anchors (run_all.sh exited {error.returncode})")
+            print("=== the anchors failed; the benches run anyway, with whatever anchor figures were written",
+                  flush=True)
+        else:
+            timings["anchors"] = took
+            commands.append(cmd)
     only = set(args.only.split(","))
-    results = []
     rep_only = ",".join(sorted(only & {"a", "b", "c", "d"}))
     if rep_only:
         out = base / "ezpyr-replication.json"
-        took, cmd = run_bench("replication.py", [
+        out.unlink(missing_ok=True)
+        took, cmd, code = run_bench("replication.py", [
             "--only", rep_only, "--seconds", str(sizes["lag_seconds"]), "--max-seconds", str(sizes["max_seconds"]),
             "--catchup", str(sizes["catchup"]), "--verify-rows", str(sizes["verify_rows"]),
             "--anchors", str(base), "--json", str(out)])
         timings["replication.py"] = took
         commands.append(cmd)
-        results.append(json.loads(out.read_text()))
+        failed += [f"replication.py exited {code}"] if code else []
+        if out.exists():
+            results.append(json.loads(out.read_text()))
     if "e" in only:
         out = base / "ezpyr-add.json"
-        took, cmd = run_bench("add.py", ["--servers", str(sizes["servers"]), "--users", str(sizes["users"]),
-                                         "--anchors", str(base), "--json", str(out)])
+        out.unlink(missing_ok=True)
+        took, cmd, code = run_bench("add.py", ["--servers", str(sizes["servers"]), "--users", str(sizes["users"]),
+                                               "--anchors", str(base), "--json", str(out)])
         timings["add.py"] = took
         commands.append(cmd)
-        results.append(json.loads(out.read_text()))
+        failed += [f"add.py exited {code}"] if code else []
+        if out.exists():
+            results.append(json.loads(out.read_text()))
 
     rows = [r for res in results for r in res.get("compare", [])]
     notes = [n for res in results for n in res.get("notes", [])]
@@ -142,6 +156,8 @@ def main(argv=None):
     lines += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    if failed:
+        lines += ["", "FAILED: " + "; ".join(failed) + " (their figures are missing above)"]
     lines += ["", f"Raw figures: {base}/results*.json (MariaDB), {base}/ezpyr-*.json (ezpyr); "
               f"the anchors' own report: {base}/FIGURES.md"]
     text = "\n".join(lines) + "\n"
@@ -149,7 +165,7 @@ def main(argv=None):
     md.write_text(text)
     print("\n" + text)
     print(f"wrote {md}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

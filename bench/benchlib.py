@@ -576,11 +576,12 @@ def writer_process(ini: str, name_check: str, prefix: str, indices: range, threa
 
 def run_writers(node: Node, indices: range, *, procs: int, threads: int, mode: str, prefix: str,
                 name_check: str = "panel", rate: float = 0.0, seconds: float = 0.0,
-                lead: float = 3.0, on_start=None) -> tuple[list, float]:
+                lead: float = 3.0, on_start=None, on_wait=None) -> tuple[list, float]:
     """Runs ``procs`` writer processes × ``threads`` threads over ``indices``.
     Returns (records, start_wall); a record is (k, t_before_ns, t_after_ns, scheduled, error).
     ``lead``: seconds from now to the common start (the processes import ezpyr meanwhile);
-    ``on_start(pids)`` is called once the processes run (for the profiler)."""
+    ``on_start(pids)`` is called once the processes run (for the profiler), ``on_wait()``
+    every 5 s while they do (for progress)."""
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -602,6 +603,8 @@ def run_writers(node: Node, indices: range, *, procs: int, threads: int, mode: s
                     records.extend(q.get(timeout=5))
                     break
                 except Exception:  # noqa: BLE001 - queue.Empty: check the processes are alive
+                    if on_wait:
+                        on_wait()
                     dead = [p for p in ps if p.exitcode not in (None, 0)]
                     if dead:
                         raise RuntimeError(f"a writer process died (exit {dead[0].exitcode})")
@@ -664,6 +667,22 @@ def load_anchors(paths: list[str]) -> dict:
         for rec in data.get("figures", []):
             out[rec["key"]] = rec
         out.setdefault("_facts", data.get("facts", {}))
+    return out
+
+
+def size_mismatches(anchors: dict, **sizes) -> list[str]:
+    """The anchors' labels name their sizes: which of ``sizes`` (catchup, verify_rows,
+    servers, users) differ from those of the anchor run, so that a ratio would mislead."""
+    checks = {"catchup": ("catchup_single_apply_rate", "{:,} single-row"),
+              "verify_rows": ("ptcs_clean_time", "{:,} rows"),
+              "servers": ("snapshot_time", "({:,} servers"),
+              "users": ("snapshot_time", "{:,} users")}
+    out = []
+    for name, value in sizes.items():
+        key, pattern = checks[name]
+        label = anchors.get(key, {}).get("figure")
+        if value is not None and label and pattern.format(value) not in label:
+            out.append(f"{name}={value:,} but the anchor measured: {label!r}; that ratio compares different sizes")
     return out
 
 

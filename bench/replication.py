@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profiling import Profiler  # noqa: E402
 from benchlib import (  # noqa: E402
     Figures, Run, add_secondary, anchor_paths, compare, load_anchors, log, make_cluster, mysql, pct,
-    rounded, run_writers, scalar, server_fields, start_all, verify_cli, wait_connected,
+    rounded, run_writers, scalar, server_fields, size_mismatches, start_all, verify_cli, wait_connected,
 )
 
 
@@ -312,8 +312,22 @@ def measure_catchup(figs, primary, secondary, args, anchors):
         raise RuntimeError("the slave did not catch up before the catch-up measurement")
     secondary.stop_worker()
     t = time.monotonic()
+    shown = [t]
+
+    def progress():
+        now = time.monotonic()
+        if now - shown[0] < 15:
+            return
+        shown[0] = now
+        with primary.connect() as pc:
+            done = primary.vector_seq(pc, primary.node_id) - seq0
+        rate = done / max(now - t - 3, 1e-9)
+        log(f"c. backlog: {done:,} of {n:,} changes written ({rate:.0f}/s; "
+            f"about {(n - done) / rate / 60 if rate else float('inf'):.1f} min to go)")
+
     records, start_wall = run_writers(primary, range(n), procs=args.catchup_procs, threads=args.catchup_threads,
-                                      mode="flat out", prefix="bench-c-", name_check=args.catchup_name_check)
+                                      mode="flat out", prefix="bench-c-", name_check=args.catchup_name_check,
+                                      on_wait=progress)
     ok = [r for r in records if r[4] is None]
     errors = [r for r in records if r[4] is not None]
     end = max(r[2] for r in ok) / 1e9
@@ -527,6 +541,9 @@ def main(argv=None):
     print(f"ezpyr's MariaDB: {figs.data['settings']['mariadb']}", flush=True)
     if not anchors:
         figs.note("no anchor figures given (--anchors): no ratios")
+    for warning in size_mismatches(anchors, catchup=args.catchup if "c" in only else None,
+                                   verify_rows=args.verify_rows if "d" in only else None):
+        figs.note("SIZE MISMATCH: " + warning)
     with Run(keep=args.keep) as run:
         t = time.monotonic()
         primary, secondary = make_cluster(run)
