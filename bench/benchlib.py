@@ -100,6 +100,16 @@ def drop_database(name: str) -> None:
         conn.close()
 
 
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the process that started it dies, even by
+    kill -9, so that no panel, worker or writer outlives its bench."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the clean-up at exit still runs
+        pass
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -205,7 +215,7 @@ class Run:
     def spawn(self, name: str, argv: list[str], log_path: Path) -> subprocess.Popen:
         out = open(log_path, "ab")
         proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
         out.close()
         self.procs.append((name, proc))
         return proc
@@ -228,14 +238,34 @@ class Run:
                 proc.wait(10)
         self.procs = [(n, p) for n, p in self.procs if p is not proc]
 
+    def stop_all(self, timeout: float = 20) -> None:
+        """SIGTERM to every process at once, then SIGKILL to what is left after ``timeout``."""
+        procs = [p for _, p in self.procs]
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(10)
+        self.procs = []
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the clean-up
         try:
-            for name, proc in list(self.procs):
-                self.stop(proc)
+            self.stop_all()
             for name in self.databases:
                 try:
                     drop_database(name)
@@ -538,6 +568,7 @@ def writer_process(ini: str, name_check: str, prefix: str, indices: range, threa
     mode "paced": index k starts at start_wall + k / rate (open loop: a late writer does
     not lower the schedule of the others); "flat out": as fast as possible, until
     deadline_wall when given."""
+    die_with_parent()
     import logging
     logging.disable(logging.WARNING)
     from ezpyr.scripts.node_env import NodeEnv

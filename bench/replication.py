@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from profiling import Profiler  # noqa: E402
 from benchlib import (  # noqa: E402
-    Figures, Run, add_secondary, anchor_paths, compare, load_anchors, log, make_cluster, mysql, pct,
+    Figures, Run, add_secondary, anchor_paths, compare, die_with_parent, load_anchors, log, make_cluster, mysql, pct,
     rounded, run_writers, scalar, server_fields, size_mismatches, start_all, verify_cli, wait_connected,
 )
 
@@ -55,6 +55,7 @@ from benchlib import (  # noqa: E402
 def lag_poller(db: str, prefix: str, n: int, poll_s: float, ready, stop, q) -> None:
     """Polls the slave's database for the rows ``prefix00000000`` … in name order and
     records when each is first seen (time.time_ns). Runs in a process of its own."""
+    die_with_parent()
     conn = mysql(db)
     seen = [0] * n
     low = 0
