@@ -88,7 +88,7 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=1800, help="longest wait for a clean Verify (s)")
     p.add_argument("--anchors", help="anchor results: run_all.sh's $BASE folder or a results json")
     p.add_argument("--json", help="also write every figure to this file ('-' for stdout)")
-    p.add_argument("--keep", action="store_true", help="keep the node folders (logs, inis)")
+    p.add_argument("--keep", action="store_true", help="keep the node folders (logs, inis) until the next bench run")
     args = p.parse_args(argv)
     if args.smoke:
         if args.servers == 100_000:

@@ -137,6 +137,11 @@ def sweep_leftovers() -> None:
         if m and not pid_alive(int(m.group(1))):
             log(f"dropping leftover database {name} (its bench process {m.group(1)} is gone)")
             drop_database(name)
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    for path in tmp.glob("ezpyr_bench_*_*"):
+        m = re.match(r"ezpyr_bench_(\d+)_", path.name)
+        if m and path.is_dir() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
     if shutil.which("rabbitmqctl") and not os.environ.get("EZPYR_BENCH_RABBITMQ"):
         out = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True).stdout
         for vhost in out.split():
@@ -191,7 +196,7 @@ class Run:
         return f"{RABBITMQ_BASE}/{vhost}"
 
     def workdir(self, name: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=f"ezpyr-bench-{name}-"))
+        path = Path(tempfile.mkdtemp(prefix=f"{self.tag}_{name}_", dir=os.environ.get("TMPDIR", "/tmp")))
         self.dirs.append(path)
         return path
 

@@ -243,6 +243,8 @@ def measure_max_rate(figs, primary, secondary, args, run):
     rate = len(ok) / (end - start_wall)
     t_end = time.monotonic()
     lat = [(r[2] - r[1]) / 1e6 for r in ok]
+    figs.note(f"b. offered: closed loop on both sides (each of the {w} writers starts its next change when its "
+              "last one has committed), so the achieved rate is the highest the writers sustain")
     figs.figure("max_ezpyr_rate", f"b. ezpyr changes committed through the services, {procs * threads} writers "
                 "(closed loop)", round(rate, 1), "changes/s", committed=len(ok), errors=len(errors),
                 seconds=round(end - start_wall, 2), servers_before=before,
@@ -517,7 +519,7 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=1800, help="longest wait for any one step (s)")
     p.add_argument("--anchors", help="anchor results: run_all.sh's $BASE folder or a results json")
     p.add_argument("--json", help="also write every figure to this file ('-' for stdout)")
-    p.add_argument("--keep", action="store_true", help="keep the node folders (logs, inis); databases are dropped")
+    p.add_argument("--keep", action="store_true", help="keep the node folders (logs, inis) until the next bench run; databases are dropped")
     p.add_argument("--profile", metavar="DIR",
                    help="sample the writers and workers with py-spy during a, b and c's catch-up: raw stacks "
                         "and a summary per process in DIR")
