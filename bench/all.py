@@ -29,7 +29,7 @@ from benchlib import ROOT, shared_dir  # noqa: E402
 
 FULL = {"lag_seconds": 30, "catchup": 100_000, "verify_rows": 1_000_000, "servers": 100_000, "users": 10_000,
         "max_seconds": 30}
-SMOKE = {"lag_seconds": 5, "catchup": 5000, "verify_rows": 50_000, "servers": 5000, "users": 500,
+SMOKE = {"lag_seconds": 5, "catchup": 2000, "verify_rows": 50_000, "servers": 5000, "users": 500,
          "max_seconds": 5}
 
 

@@ -494,7 +494,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="a,b,c,d", help="which measurements (default a,b,c,d)")
     p.add_argument("--smoke", action="store_true",
-                   help="small sizes (the anchors' smoke sizes): --seconds 5 --max-seconds 5 --catchup 5000 "
+                   help="small sizes (bench/all.py --smoke runs the anchors at the same): --seconds 5 --max-seconds 5 --catchup 2000 "
                         "--verify-rows 50000")
     p.add_argument("--rate", type=float, default=200, help="a: changes/s offered (200)")
     p.add_argument("--seconds", type=float, default=30, help="a: seconds of steady load (30, as the anchor)")
@@ -527,7 +527,7 @@ def main(argv=None):
     args.profiler = Profiler(args.profile)
     if args.smoke:
         defaults = {"seconds": 30, "max_seconds": 30, "catchup": 100_000, "verify_rows": 1_000_000}
-        small = {"seconds": 5, "max_seconds": 5, "catchup": 5000, "verify_rows": 50_000}
+        small = {"seconds": 5, "max_seconds": 5, "catchup": 2000, "verify_rows": 50_000}
         for k, v in small.items():
             if getattr(args, k) == defaults[k]:
                 setattr(args, k, v)
