@@ -565,8 +565,98 @@ def _writer_thread(env, box, name_check: str, next_job, out: list, prefix: str, 
         out.append((k, t0, time.time_ns(), scheduled, None))
 
 
+class PanelClient:
+    """An admin in a browser: signs in to the panel over HTTP (once), then submits the
+    New server form, one POST per change (the 303 answer means the change committed)."""
+
+    def __init__(self, address: str, username: str = "admin", password: str = ADMIN_PASSWORD):
+        import http.cookiejar
+        import urllib.request
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        self.base = f"http://{address}"
+        self.location = ""
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                                  NoRedirect)
+        page = self._get("/login")
+        self.csrf = self._token(page)
+        status, _ = self._post("/login", {"username": username, "password": password, "csrf_token": self.csrf})
+        if status != 303:
+            raise RuntimeError(f"sign-in to {self.base} answered {status}")
+        self.csrf = self._token(self._get("/servers/new"))
+
+    @staticmethod
+    def _token(page: str) -> str:
+        m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        if not m:
+            raise RuntimeError("no csrf_token on the page")
+        return m.group(1)
+
+    def _get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=60) as r:
+            return r.read().decode()
+
+    def _post(self, path: str, fields: dict) -> tuple[int, str]:
+        import urllib.error
+        import urllib.parse
+        data = urllib.parse.urlencode(fields).encode()
+        try:
+            with self.opener.open(self.base + path, data=data, timeout=60) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:  # the 303 (redirects are not followed here) and real errors
+            self.location = e.headers.get("Location", "")
+            return e.code, e.read().decode(errors="replace")
+
+    def follow(self) -> None:
+        """What the browser does after the 303: load the page it points to (which also shows,
+        and so takes out of the session cookie, the flash message)."""
+        import urllib.parse
+        if self.location:
+            self._get(urllib.parse.urlsplit(self.location).path or "/")
+
+    def add_server(self, name: str, fields: dict) -> None:
+        """Returns when the panel answered 303 (committed); follow() loads the next page."""
+        status, body = self._post("/servers/new", {
+            "csrf_token": self.csrf, "name": name, "host": fields["host"], "port": str(fields["port"]),
+            "remote_user": fields["remote_user"], "auth_method": "key", "password": "", "group_id": "",
+            "description": fields["description"]})
+        if status != 303:
+            m = re.search(r'class="[^"]*error[^"]*"[^>]*>([^<]+)<', body)
+            raise RuntimeError(f"POST /servers/new answered {status}: {m.group(1).strip() if m else body[:200]}")
+
+
+def _http_writer_thread(address: str, next_job, out: list, prefix: str, pace) -> None:
+    try:
+        client = PanelClient(address)
+    except Exception as error:  # noqa: BLE001
+        out.append((-1, time.time_ns(), time.time_ns(), 0.0, f"sign-in failed: {error!r}"[:300]))
+        return
+    while True:
+        k = next_job()
+        if k is None:
+            break
+        scheduled = pace(k)
+        if scheduled is None:
+            break
+        t0 = time.time_ns()
+        try:
+            client.add_server(f"{prefix}{k:08d}", server_fields(k))
+        except Exception as error:  # noqa: BLE001 - counted, reported
+            out.append((k, t0, time.time_ns(), scheduled, repr(error)[:300]))
+            continue
+        out.append((k, t0, time.time_ns(), scheduled, None))
+        try:
+            client.follow()
+        except Exception:  # noqa: BLE001 - the list page is not what is measured
+            pass
+
+
 def writer_process(ini: str, name_check: str, prefix: str, indices: range, threads: int,
-                   mode: str, start_wall: float, rate: float, deadline_wall: float, result_q) -> None:
+                   mode: str, start_wall: float, rate: float, deadline_wall: float, result_q,
+                   via: str = "services", address: str = "") -> None:
     """One writer process (spawned): ``threads`` threads, each its own session per change,
     like one panel process with that many waitress threads.
 
@@ -600,8 +690,12 @@ def writer_process(ini: str, name_check: str, prefix: str, indices: range, threa
         return 0.0
 
     outs = [[] for _ in range(threads)]
-    ts = [threading.Thread(target=_writer_thread, args=(env, box, name_check, next_job, outs[i], prefix, pace))
-          for i in range(threads)]
+    if via == "http":
+        ts = [threading.Thread(target=_http_writer_thread, args=(address, next_job, outs[i], prefix, pace))
+              for i in range(threads)]
+    else:
+        ts = [threading.Thread(target=_writer_thread, args=(env, box, name_check, next_job, outs[i], prefix, pace))
+              for i in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
@@ -612,12 +706,13 @@ def writer_process(ini: str, name_check: str, prefix: str, indices: range, threa
 
 def run_writers(node: Node, indices: range, *, procs: int, threads: int, mode: str, prefix: str,
                 name_check: str = "panel", rate: float = 0.0, seconds: float = 0.0,
-                lead: float = 3.0, on_start=None, on_wait=None) -> tuple[list, float]:
+                lead: float = 3.0, on_start=None, on_wait=None, via: str = "services") -> tuple[list, float]:
     """Runs ``procs`` writer processes × ``threads`` threads over ``indices``.
     Returns (records, start_wall); a record is (k, t_before_ns, t_after_ns, scheduled, error).
     ``lead``: seconds from now to the common start (the processes import ezpyr meanwhile);
     ``on_start(pids)`` is called once the processes run (for the profiler), ``on_wait()``
-    every 5 s while they do (for progress)."""
+    every 5 s while they do (for progress). ``via`` "services": ServerService in a NodeEnv
+    session per change; "http": the panel's New server form over HTTP (PanelClient)."""
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -625,7 +720,7 @@ def run_writers(node: Node, indices: range, *, procs: int, threads: int, mode: s
     deadline = start_wall + seconds if (mode == "flat out" and seconds) else 0.0
     shares = [indices[i::procs] for i in range(procs)]  # ranges: cheap to hand over
     ps = [ctx.Process(target=writer_process, args=(str(node.ini), name_check, prefix, share, threads, mode,
-                                                     start_wall, rate, deadline, q), daemon=True)
+                                                     start_wall, rate, deadline, q, via, node.address), daemon=True)
           for share in shares]
     for p in ps:
         p.start()

@@ -92,7 +92,8 @@ def measure_lag(figs, primary, secondary, args, anchors):
     n = int(args.rate * args.seconds)
     prefix = "bench-a-"
     print(f"\n[a] lag: {args.rate:g} changes/s offered for {args.seconds:g} s ({n} changes, "
-          f"{args.lag_threads} writer threads in 1 process), slave polled every {args.poll_ms:g} ms", flush=True)
+          f"{args.lag_threads} writer threads in 1 process, via {args.via}), slave polled every {args.poll_ms:g} ms",
+          flush=True)
     ctx = mp.get_context("spawn")
     ready, stop, q = ctx.Event(), ctx.Event(), ctx.Queue()
     poller = ctx.Process(target=lag_poller, args=(secondary.db, prefix, n, args.poll_ms / 1000, ready, stop, q),
@@ -109,7 +110,7 @@ def measure_lag(figs, primary, secondary, args, anchors):
 
         records, start_wall = run_writers(primary, range(n), procs=1, threads=args.lag_threads, mode="paced",
                                           prefix=prefix, name_check=args.name_check, rate=args.rate,
-                                          on_start=profile)
+                                          on_start=profile, via=args.via)
         prof.stop()
         stop.set()
         result = q.get(timeout=120)
@@ -142,10 +143,10 @@ def measure_lag(figs, primary, secondary, args, anchors):
     figs.figure("lag_max", "a. lag max", rounded(max(lag) if lag else None), "ms")
     figs.figure("lag_ack_p50", "a. lag after the master's commit returned, p50", rounded(pct(lag_ack, 50)), "ms")
     figs.figure("lag_ack_p99", "a. lag after the master's commit returned, p99", rounded(pct(lag_ack, 99)), "ms")
-    figs.figure("lag_commit_p50", "a. master transaction (service + commit) p50", rounded(pct(commit, 50)), "ms")
-    figs.figure("lag_commit_p99", "a. master transaction (service + commit) p99", rounded(pct(commit, 99)), "ms")
+    figs.figure("lag_commit_p50", "a. master write (service + commit, or POST until 303) p50", rounded(pct(commit, 50)), "ms")
+    figs.figure("lag_commit_p99", "a. master write (service + commit, or POST until 303) p99", rounded(pct(commit, 99)), "ms")
     figs.figure("lag_slip_p99", "a. writers' start behind the open-loop schedule, p99", rounded(pct(slip, 99)), "ms")
-    figs.data["settings"]["a"] = {"rate": args.rate, "seconds": args.seconds, "changes": n,
+    figs.data["settings"]["a"] = {"via": args.via, "rate": args.rate, "seconds": args.seconds, "changes": n,
                                   "writer_threads": args.lag_threads, "poll_ms": args.poll_ms}
     compare(figs, anchors, "lag_achieved", "lag_rate", lower_is_better=False, target="≥0.99 of offered",
             label="a. achieved rate at the offered rate", met=achieved >= 0.99 * args.rate)
@@ -212,7 +213,7 @@ def measure_max_rate(figs, primary, secondary, args, run):
     procs = args.max_procs
     threads = max(1, w // procs)
     print(f"\n[b] highest sustained rate: {procs * threads} concurrent writers ({procs} process(es) x {threads} "
-          f"threads) for {args.max_seconds:g} s, beside plain INSERTs from {w} threads", flush=True)
+          f"threads, via {args.via}) for {args.max_seconds:g} s, beside plain INSERTs from {w} threads", flush=True)
     conn = mysql()
     plain_db = run.database("plain")
     with conn.cursor() as c:
@@ -235,7 +236,7 @@ def measure_max_rate(figs, primary, secondary, args, run):
 
     records, start_wall = run_writers(primary, range(10 ** 8), procs=procs, threads=threads, mode="flat out",
                                       prefix="bench-b-", name_check=args.name_check, seconds=args.max_seconds,
-                                      on_start=profile)
+                                      on_start=profile, via=args.via)
     prof.stop()
     ok = [r for r in records if r[4] is None]
     errors = [r for r in records if r[4] is not None]
@@ -245,8 +246,8 @@ def measure_max_rate(figs, primary, secondary, args, run):
     lat = [(r[2] - r[1]) / 1e6 for r in ok]
     figs.note(f"b. offered: closed loop on both sides (each of the {w} writers starts its next change when its "
               "last one has committed), so the achieved rate is the highest the writers sustain")
-    figs.figure("max_ezpyr_rate", f"b. ezpyr changes committed through the services, {procs * threads} writers "
-                "(closed loop)", round(rate, 1), "changes/s", committed=len(ok), errors=len(errors),
+    figs.figure("max_ezpyr_rate", f"b. ezpyr changes committed ({'the panel over HTTP' if args.via == 'http' else 'the services'}"
+                f"), {procs * threads} writers (closed loop)", round(rate, 1), "changes/s", committed=len(ok), errors=len(errors),
                 seconds=round(end - start_wall, 2), servers_before=before,
                 latency_p50_ms=rounded(pct(lat, 50)), latency_p99_ms=rounded(pct(lat, 99)))
     if errors:
@@ -260,9 +261,9 @@ def measure_max_rate(figs, primary, secondary, args, run):
     figs.figure("max_slave_tail", "b. slave caught up this long after the writers stopped",
                 rounded(time.monotonic() - t_end if behind_s is not None else None, 2), "s",
                 changes=target - seq0)
-    figs.data["settings"]["b"] = {"writers": procs * threads, "processes": procs, "threads": threads,
+    figs.data["settings"]["b"] = {"via": args.via, "writers": procs * threads, "processes": procs, "threads": threads,
                                   "seconds": args.max_seconds, "name_check": args.name_check}
-    row = {"label": f"b. sustained rate, {w} writers (plain INSERT vs ezpyr services)",
+    row = {"label": f"b. sustained rate, {w} writers (plain INSERT vs ezpyr {'panel (HTTP)' if args.via == 'http' else 'services'})",
            "ezpyr": round(rate, 1), "mariadb": round(plain_rate, 1), "unit": "changes/s",
            "ratio": rounded(rate / plain_rate if plain_rate else None), "target": "≥0.5",
            "met": (rate / plain_rate >= 0.5) if plain_rate else None, "lower_is_better": False,
@@ -330,7 +331,7 @@ def measure_catchup(figs, primary, secondary, args, anchors):
 
     records, start_wall = run_writers(primary, range(n), procs=args.catchup_procs, threads=args.catchup_threads,
                                       mode="flat out", prefix="bench-c-", name_check=args.catchup_name_check,
-                                      on_wait=progress)
+                                      on_wait=progress, via=args.catchup_via)
     ok = [r for r in records if r[4] is None]
     errors = [r for r in records if r[4] is not None]
     end = max(r[2] for r in ok) / 1e9
@@ -389,7 +390,7 @@ def measure_catchup(figs, primary, secondary, args, anchors):
                     startup_s=round(first_t - t_spawn, 2))
         if rows != len(ok):
             figs.note(f"c. the slave holds {rows} of the {len(ok)} rows committed on the master")
-    figs.data["settings"]["c"] = {"changes": n, "processes": args.catchup_procs, "threads": args.catchup_threads,
+    figs.data["settings"]["c"] = {"via": args.catchup_via, "changes": n, "processes": args.catchup_procs, "threads": args.catchup_threads,
                                   "name_check": args.catchup_name_check}
     compare(figs, anchors, "catchup_rate", "catchup_single_apply_rate", lower_is_better=False, target="≥2",
             label="c. catch-up, one change per transaction")
@@ -508,6 +509,11 @@ def main(argv=None):
     p.add_argument("--name-check", choices=["panel", "indexed"], default="panel",
                    help="a, b: the server-name check as the panel does it (lower(name) = …, a full scan) "
                         "or by the unique index (default panel)")
+    p.add_argument("--via", choices=["services", "http"], default="services",
+                   help="a, b: how changes are made: ServerService in a NodeEnv session per change, as the panel's "
+                        "view calls it (default), or the panel's New server form over HTTP to pserve (signed in "
+                        "as the admin; the panel's waitress threads then bound the concurrency)")
+    p.add_argument("--catchup-via", choices=["services", "http"], default="services", help="c: see --via")
     p.add_argument("--catchup", type=int, default=100_000, help="c: backlog of changes (100,000, as the anchor)")
     p.add_argument("--catchup-procs", type=int, default=4, help="c: writer processes (4)")
     p.add_argument("--catchup-threads", type=int, default=2, help="c: threads per writer process (2)")
