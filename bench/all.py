@@ -96,6 +96,8 @@ def main(argv=None):
     p.add_argument("--base", default="/tmp/ezpyr-bench-anchors", help="folder for the anchors' and our results")
     p.add_argument("--reuse-anchors", metavar="DIR", help="do not run the anchors; use DIR/results*.json")
     p.add_argument("--only", default="a,b,c,d,e", help="which ezpyr figures (default a,b,c,d,e)")
+    p.add_argument("--via", choices=["services", "http"], default="services",
+                   help="how replication.py's a and b make changes (see its --help)")
     args = p.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     base = Path(args.reuse_anchors or args.base).resolve()
@@ -123,7 +125,7 @@ def main(argv=None):
         took, cmd, code = run_bench("replication.py", [
             "--only", rep_only, "--seconds", str(sizes["lag_seconds"]), "--max-seconds", str(sizes["max_seconds"]),
             "--catchup", str(sizes["catchup"]), "--verify-rows", str(sizes["verify_rows"]),
-            "--anchors", str(base), "--json", str(out)])
+            "--via", args.via, "--anchors", str(base), "--json", str(out)])
         timings["replication.py"] = took
         commands.append(cmd)
         failed += [f"replication.py exited {code}"] if code else []

@@ -475,6 +475,15 @@ def measure_verify(figs, primary, secondary, args, anchors):
     if "error" in out2:
         figs.note(f"d. Verify after the change failed: {out2['error']}")
     figs.data["settings"]["d"] = {"verify_rows": args.verify_rows, "bulk_loaded": bulk, "changed": len(changed)}
+    ptsync = anchors.get("ptsync_rows", {})
+    row = {"label": f"d. rows named as differing after {len(changed)} were changed on the slave "
+                    "(MariaDB: pt-table-sync --print)",
+           "ezpyr": len(named), "mariadb": ptsync.get("value"), "unit": "rows", "ratio": None,
+           "target": f"exactly the {len(changed)}", "met": exact, "lower_is_better": None,
+           "mariadb_key": "ptsync_rows", "mariadb_changed_found": ptsync.get("changed_rows_found")}
+    figs.data.setdefault("compare", []).append(row)
+    print(f"  COMPARE {row['label']}: MariaDB {row['mariadb']} (of them changed: {row['mariadb_changed_found']}) | "
+          f"ezpyr {len(named)} (exactly the changed: {exact})", flush=True)
     compare(figs, anchors, "verify_clean_s", "ptcs_clean_time", lower_is_better=True, target="≤1",
             label="d. Verify, identical (vs pt-table-checksum, default 128M buffer pool)")
     compare(figs, anchors, "verify_drift_s", "ptcs_drift_time", lower_is_better=True, target="≤1",
