@@ -189,7 +189,11 @@ class Run:
             log("rabbitmqctl not found: using the default vhost; the queues are deleted at the end")
             return RABBITMQ_BASE + "//"
         vhost = self.tag
-        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+        made = subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], capture_output=True, text=True)
+        if made.returncode != 0:  # e.g. not root: no access to the node's Erlang cookie
+            log(f"rabbitmqctl add_vhost failed ({made.stderr.strip()[:200]}): using the default vhost; "
+                "the queues are deleted at the end")
+            return RABBITMQ_BASE + "//"
         self.vhost = vhost
         subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
                        check=True, capture_output=True)
