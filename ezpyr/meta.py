@@ -17,6 +17,7 @@ one change-capture mechanism sees every change.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import uuid
 
@@ -96,8 +97,14 @@ class Replicated:
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
 
 
-def replicated_tables():
-    """The replicated tables, parents before children."""
+@functools.cache
+def replicated_tables() -> tuple:
+    """The replicated tables, parents before children (worked out once: the
+    models do not change while a process runs)."""
+    return tuple(_replicated_tables())
+
+
+def _replicated_tables():
     load_all_models()
     replicated = {
         mapper.local_table.name

@@ -37,7 +37,7 @@ ezpyr.node_address = 127.0.0.1:{port}
 ezpyr.secret_key_file = {secret_key_file}
 ezpyr.session_secret_file = {dir}/session.key
 ezpyr.broker_url = {broker_url}
-ezpyr.worker.probe_interval = 0.5
+ezpyr.worker.probe_interval = {probe_interval}
 ezpyr.broker_heartbeat = {heartbeat}
 {argon2}
 
@@ -84,7 +84,8 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message
 
 class ClusterNode:
     def __init__(self, workdir: Path, name: str, backend: str, tmp_path_factory, secret_key_file: Path,
-                 secondary_of: str | None = None, broker: str | None = None, heartbeat: float = 10):
+                 secondary_of: str | None = None, broker: str | None = None, heartbeat: float = 10,
+                 probe_interval: float = 0.5):
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.name = name
@@ -97,6 +98,7 @@ class ClusterNode:
         self.ini.write_text(INI.format(
             db_url=self.db_url.replace("%", "%%"), name=name, port=self.port, dir=self.dir,
             secret_key_file=secret_key_file, broker_url=self.broker_url, root=ROOT, heartbeat=heartbeat,
+            probe_interval=probe_interval,
             argon2="\n".join(f"{k} = {v}" for k, v in CHEAP_ARGON2.items()),
         ))
         self.panel = None
@@ -178,6 +180,13 @@ class ClusterNode:
         with self.env.engine.connect() as conn:
             return version_vector(conn)
 
+    def unnumbered(self) -> int:
+        """Committed outbox entries the relay has not numbered yet."""
+        from sqlalchemy import func
+        from ezpyr.replication.models import OutboxEntry
+        with self.env.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.seq.is_(None)))
+
     def count(self, model) -> int:
         from sqlalchemy import func
         with self.env.session() as s:
@@ -188,12 +197,12 @@ def pair(master: ClusterNode, slave: ClusterNode):
     master.run("ezpyr-cluster", "pair-local", str(slave.ini))
 
 
-def make_cluster(tmp_path, backend, tmp_path_factory):
+def make_cluster(tmp_path, backend, tmp_path_factory, **options):
     from ezpyr.secretbox import generate_key, write_key_file
     key_file = tmp_path / "secret.key"
     write_key_file(key_file, generate_key())
-    a = ClusterNode(tmp_path, "node-a", backend, tmp_path_factory, key_file)
-    b = ClusterNode(tmp_path, "node-b", backend, tmp_path_factory, key_file)
+    a = ClusterNode(tmp_path, "node-a", backend, tmp_path_factory, key_file, **options)
+    b = ClusterNode(tmp_path, "node-b", backend, tmp_path_factory, key_file, **options)
     pair(a, b)
     return a, b
 

@@ -31,6 +31,7 @@ from ezpyr.cluster.services import vector_from_json, vector_to_json
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import applied_seq, version_vector
+from ezpyr.replication.capture import sequence_committed
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.outbox import prune, unsent_count
 from ezpyr.secretbox import SecretBox
@@ -42,6 +43,7 @@ PEER = ClusterPeer.__table__
 WORKER = WorkerState.__table__
 PRUNE_INTERVAL = 60.0
 PAUSE_RETRY = 30.0  # a paused applier (newer schema) looks again after this long
+RECORD_INTERVAL = 4.0  # heartbeats are written at least this often (pages call 15 s stale)
 
 
 class NodeWorker:
@@ -68,6 +70,8 @@ class NodeWorker:
         self.paused_reason = ""  # set by the applier, shown by the status loop
         self._paused_until = 0.0
         self.node_id = ""
+        self._last_recorded: dict = {}
+        self._next_record = 0.0
 
     # -- reading this node's state ----------------------------------------
     def _node_and_peer(self):
@@ -184,6 +188,13 @@ class NodeWorker:
             values["updated_at"] = utcnow()
         now = utcnow()
         relay_state = self.relay.state if self.relay else "not started"
+        # Write only what changed, and the heartbeats every RECORD_INTERVAL:
+        # an idle worker then costs almost nothing, and pages stay current.
+        same = {k: v for k, v in values.items() if k not in ("updated_at", "last_heartbeat_at", "lag_seconds")}
+        same["relay_state"] = relay_state
+        if same == self._last_recorded and time.monotonic() < self._next_record:
+            return
+        self._last_recorded, self._next_record = same, time.monotonic() + RECORD_INTERVAL
         with self.engine.begin() as conn:
             if values:
                 conn.execute(update(PEER).where(PEER.c.id == peer["id"]).values(**values))
@@ -212,6 +223,7 @@ class NodeWorker:
                   else self.relay.queue_consumers}
         peer_vector = vector_from_json(json.loads(peer["peer_vector"] or "{}"))
         if peer["link"] != "disconnected":
+            sequence_committed(self.engine)  # so that this node's vector counts all it committed
             with self.engine.connect() as conn:
                 mine = version_vector(conn)  # read before theirs: theirs is the later picture
             try:
@@ -248,8 +260,9 @@ class NodeWorker:
         with self.engine.connect() as conn:
             mine = {k: v for k, v in version_vector(conn).items() if k[0] == node["id"]}
             unsent = unsent_count(conn)
+            numbered = unsent_count(conn, numbered_only=True)
         behind = sum(max(0, seq - peer_vector.get(stream, 0)) for stream, seq in mine.items())
-        return {"backlog_unsent": unsent, "backlog_queued": max(0, behind - unsent)}
+        return {"backlog_unsent": unsent, "backlog_queued": max(0, behind - numbered)}
 
     def _lag(self, node, peer_vector) -> float:
         """Age of the oldest change of this node's current stream that the
@@ -260,7 +273,7 @@ class NodeWorker:
             oldest = conn.execute(
                 select(func.min(outbox.c.created_at)).where(
                     outbox.c.origin == node["id"], outbox.c.epoch == node["epoch"],
-                    outbox.c.seq > have)
+                    (outbox.c.seq > have) | outbox.c.seq.is_(None))
             ).scalar()
         return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
 
@@ -282,6 +295,7 @@ class NodeWorker:
 
     # -- running -------------------------------------------------------------
     def start(self):
+        sequence_committed(self.engine)  # what was committed while no worker ran, before meeting anyone
         node, _ = self._node_and_peer()
         self.node_id = node["id"]
         self.relay = RelayLoop(self.engine, self.broker_url, node["id"], self._relay_peer,

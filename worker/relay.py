@@ -24,6 +24,7 @@ from ezpyr.replication.apply import ChangeMessage
 from ezpyr.replication.broker import (
     EXCHANGE, changes_queue, connect, describe, drop_consumed, is_amqp, queue_depth,
 )
+from ezpyr.replication.capture import sequence_committed as sequence
 from ezpyr.replication.outbox import mark_sent, unsent
 from ezpyr.replication.wake import WakeListener, wake_relay
 
@@ -88,7 +89,9 @@ class Relay:
             yield part
 
     def run_once(self) -> int:
-        """Publish up to one batch of unsent entries; returns how many."""
+        """Number what was committed, then publish up to one batch of
+        unsent entries; returns how many were published."""
+        sequence(self.engine)
         with self.engine.connect() as conn:
             rows = unsent(conn, self.batch)
         if not rows:
@@ -162,10 +165,11 @@ class RelayLoop:
                     peer_id, paused = self.peer()
                 except Exception as error:  # noqa: BLE001 - this node's database is down
                     self.state = f"waiting: cannot read this node's database ({type(error).__name__})"
-                    self.stop_event.wait(min(30.0, 2.0 ** failures))
+                    self.stop_event.wait(min(5.0, 0.5 * 2 ** failures))
                     failures += 1
                     continue
                 if peer_id is None:
+                    sequence(self.engine)  # numbered now, sent once another node is added
                     self.state = "idle: no other node yet (changes are kept in the outbox)"
                     self._sleep(relay)
                     continue
@@ -182,6 +186,7 @@ class RelayLoop:
                         relay.drop_consumed()
                         next_cleanup = now + 60.0
                     if paused:
+                        sequence(self.engine)
                         self.state = "paused: disconnected by an admin (changes are kept here until Connect)"
                         self._sleep(relay)
                         continue
@@ -200,7 +205,7 @@ class RelayLoop:
                 except Exception as error:  # noqa: BLE001 - this node's database, most likely
                     self.state = f"retrying: {type(error).__name__} while reading the outbox"
                     log.warning("relay: %s", error)
-                    self.stop_event.wait(min(30.0, 2.0 ** failures))
+                    self.stop_event.wait(min(5.0, 0.5 * 2 ** failures))
                     failures += 1
         finally:
             if relay is not None:

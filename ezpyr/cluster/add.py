@@ -19,6 +19,7 @@ from ezpyr.cluster.models import ClusterPeer, GrantedHost
 from ezpyr.cluster.services import BUILD, vector_to_json
 from ezpyr.cluster.setup import SECONDARY, transfer_box
 from ezpyr.cluster.snapshot import read_snapshot, table_counts
+from ezpyr.replication.capture import sequence_committed
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry
@@ -92,6 +93,7 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
                "broker_url": settings.get("ezpyr.broker_public_url") or settings.get("ezpyr.broker_url", "")}
     begun = _call(client, "POST", "/cluster/api/setup/begin", {"primary": primary})
     try:
+        sequence_committed(engine)  # the copy's vector then counts all that was committed
         with engine.connect() as conn:
             vector, chunks = read_snapshot(conn)
             counts = table_counts(conn)  # inside the snapshot now

@@ -30,7 +30,7 @@ from ezpyr.cluster.services import vector_from_json, vector_to_json
 from ezpyr.cluster.snapshot import clear_replicated, load_chunk, read_snapshot, set_vector, table_counts, Chunk
 from ezpyr.meta import replicated_tables, utcnow
 from ezpyr.replication.apply import upsert_row, version_vector
-from ezpyr.replication.capture import REPLAYING, record_changes
+from ezpyr.replication.capture import REPLAYING, record_changes, sequence_committed
 from ezpyr.replication.wake import wake_relay
 from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import decode_row, encode_row
@@ -269,6 +269,7 @@ def _send_copy(engine, client, progress) -> dict:
     """Every replicated table to the other node, which applies it only once
     all of it arrived; returns the vector the copy was taken at."""
     client.call("POST", "/cluster/api/resync/begin", {})
+    sequence_committed(engine)
     with engine.connect() as conn:
         vector, chunks = read_snapshot(conn)
         counts = table_counts(conn)

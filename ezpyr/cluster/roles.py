@@ -26,6 +26,7 @@ from ezpyr.cluster.models import ClusterPeer
 from ezpyr.cluster.services import vector_from_json
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.capture import sequence_pending
 from ezpyr.replication.apply import applied_seq, version_vector
 from ezpyr.replication.models import VersionVectorEntry
 from ezpyr.validation import Invalid
@@ -48,29 +49,28 @@ def _peer(conn: Connection):
 
 
 def lock_stream(conn: Connection, origin: str, epoch: int) -> int:
-    """Lock this node's stream row (writers queue behind it); its seq."""
-    done = conn.execute(update(VECTOR).where(VECTOR.c.origin == origin, VECTOR.c.epoch == epoch)
-                        .values(seq=VECTOR.c.seq))
-    if done.rowcount == 0:
+    """Lock this node's stream row (sequencers queue behind it) and read
+    its seq as last committed (a locking read, whatever the snapshot)."""
+    seq = conn.execute(select(VECTOR.c.seq).where(VECTOR.c.origin == origin, VECTOR.c.epoch == epoch)
+                       .with_for_update()).scalar()
+    if seq is None:
         conn.execute(insert(VECTOR).values(origin=origin, epoch=epoch, seq=0))
-    return applied_seq(conn, origin, epoch)
+        return 0
+    return seq
 
 
 # -- on the master, asked by the slave ------------------------------------
 
 def demote(conn: Connection) -> dict:
-    """Stop taking changes and say where this node's stream ends. Writers
-    still committing either finished before (their seq is included) or are
-    refused (capture re-reads the role under the stream lock)."""
-    # Same lock order as a committing writer (stream row, then node row),
-    # so the two queue behind each other instead of deadlocking.
-    first = _node(conn)
-    seq = lock_stream(conn, first["id"], first["epoch"])
+    """Stop taking changes and say where this node's stream ends. The
+    node row's lock waits for writers still committing (they hold it
+    shared); later ones see the new role and are refused. What they wrote
+    is numbered here, so the end includes it."""
     node = _node(conn, lock=True)
     if node["role"] not in ("master", DEMOTING):
         raise Invalid(f"this node is {node['role']}, not master")
-    if node["epoch"] != first["epoch"]:
-        raise Invalid("this node's epoch changed while stepping down; try again")
+    sequence_pending(conn)
+    seq = lock_stream(conn, node["id"], node["epoch"])
     conn.execute(update(NODE).values(role=DEMOTING))
     return {"origin": node["id"], "epoch": node["epoch"], "seq": seq}
 

@@ -18,7 +18,7 @@ EXCHANGE = Exchange("ezpyr.changes", type="direct", durable=True, delivery_mode=
 # AMQP heartbeats: a connection that stays silent for two of them is dead.
 HEARTBEAT_SECONDS = 10.0
 # How often a consumer of a server-less broker looks for new messages.
-POLLING_INTERVAL = 0.1
+POLLING_INTERVAL = 0.25
 
 
 def changes_queue(peer_id: str) -> Queue:

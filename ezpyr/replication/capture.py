@@ -10,12 +10,17 @@ changes sets ``session.info[REPLAYING] = True`` and is not captured.
 
 A node that is not allowed to write (a slave) refuses the commit with
 :class:`NodeIsReadOnly`: no code path can change replicated data there.
+
+An entry is written without a seq; :func:`sequence_pending` numbers the
+committed ones in the order they were written (the relay runs it before it
+publishes, a demote before it says where the stream ends). Writers hold no
+lock that another writer waits for, so commits run side by side.
 """
 from __future__ import annotations
 
 import json
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Mapper, Session, attributes
 
 from ezpyr.meta import Replicated, utcnow
@@ -105,13 +110,13 @@ def _write_outbox(session: Session) -> None:
     if node["role"] not in WRITABLE_ROLES:
         session.info[CHANGES] = changes  # keep them for the error report
         raise NodeIsReadOnly(node["role"])
-    seq = next_seq(connection, node["id"], node["epoch"])
-    # Read the role again now that the stream is locked, with a locking read
-    # (the latest committed row, not the transaction's snapshot): a demote
-    # that committed meanwhile is seen, and this commit refused.
+    # Read the role again with a shared lock (the latest committed row, not
+    # the transaction's snapshot), held until this commit: writers do not
+    # wait for each other, a demote waits for them, and a writer after a
+    # demote sees it and is refused.
     table = NodeIdentity.__table__
     current = connection.execute(
-        select(table.c.role, table.c.epoch).where(table.c.id == node["id"]).with_for_update()
+        select(table.c.role, table.c.epoch).where(table.c.id == node["id"]).with_for_update(read=True)
     ).first()
     if current.role not in WRITABLE_ROLES or current.epoch != node["epoch"]:
         session.info[CHANGES] = changes
@@ -119,7 +124,9 @@ def _write_outbox(session: Session) -> None:
     actor = session.info.get(ACTOR, "")
     if callable(actor):
         actor = actor()
-    insert_entry(connection, node["id"], node["epoch"], seq, changes, actor,
+    # The seq is given after the commit by the sequencer (the relay), so
+    # that concurrent writers never queue for it.
+    insert_entry(connection, node["id"], node["epoch"], None, changes, actor,
                  session.info.get(SCHEMA_REVISION) or code_revision())
     session.info[WAKE] = node["id"]
 
@@ -137,12 +144,13 @@ def _wake_relay(session: Session) -> None:
         wake_relay(node_id)
 
 
-def insert_entry(connection, origin: str, epoch: int, seq: int, changes: list, actor: str,
-                 schema_revision: str) -> None:
-    """One outbox entry, with the origin's vector as its context."""
+def insert_entry(connection, origin: str, epoch: int, seq: int | None, changes: list, actor: str,
+                 schema_revision: str) -> int:
+    """One outbox entry, with the origin's vector as its context; returns
+    its id. ``seq`` None: the sequencer numbers it once committed."""
     vv = VersionVectorEntry.__table__
     context = {f"{r.origin}:{r.epoch}": r.seq for r in connection.execute(select(vv)) if r.seq}
-    connection.execute(insert(OutboxEntry.__table__).values(
+    result = connection.execute(insert(OutboxEntry.__table__).values(
         origin=origin, epoch=epoch, seq=seq,
         changes=json.dumps(changes, separators=(",", ":")),
         context=json.dumps(context, separators=(",", ":")),
@@ -150,18 +158,18 @@ def insert_entry(connection, origin: str, epoch: int, seq: int, changes: list, a
         schema_revision=schema_revision,
         created_at=utcnow(),
     ))
+    return result.inserted_primary_key[0]
 
 
 def record_changes(connection, changes: list, actor: str) -> int:
     """Write changes made with Core statements (not captured) as this
-    node's next outbox entry; returns its seq. The caller made the changes
-    on ``connection`` in the same transaction."""
+    node's next outbox entry, numbered at once; returns its seq. The
+    caller made the changes on ``connection`` in the same transaction."""
     node = connection.execute(select(NodeIdentity.__table__)).mappings().one()
     if node["role"] not in WRITABLE_ROLES:
         raise NodeIsReadOnly(node["role"])
-    seq = next_seq(connection, node["id"], node["epoch"])
-    insert_entry(connection, node["id"], node["epoch"], seq, changes, actor, code_revision())
-    return seq
+    entry_id = insert_entry(connection, node["id"], node["epoch"], None, changes, actor, code_revision())
+    return sequence_pending(connection)[entry_id]
 
 
 @event.listens_for(Session, "after_rollback")
@@ -170,18 +178,56 @@ def _forget_changes(session: Session) -> None:
     session.info.pop(WAKE, None)
 
 
-def next_seq(connection, origin: str, epoch: int) -> int:
-    """Allocate the next seq of a stream. The UPDATE locks the vector row
-    until commit, so concurrent writers queue up and seqs have no gaps."""
-    table = VersionVectorEntry.__table__
-    done = connection.execute(
-        update(table)
-        .where(table.c.origin == origin, table.c.epoch == epoch)
-        .values(seq=table.c.seq + 1)
-    )
-    if done.rowcount == 0:
-        connection.execute(insert(table).values(origin=origin, epoch=epoch, seq=1))
-        return 1
-    return connection.execute(
-        select(table.c.seq).where(table.c.origin == origin, table.c.epoch == epoch)
-    ).scalar_one()
+def sequence_pending(connection) -> dict[int, int]:
+    """Number this node's committed outbox entries that have no seq yet,
+    in the order they were written, gap-free in their stream; advances this
+    node's version vector to match. Returns {entry id: seq}.
+
+    The stream's vector row is locked (sequencers queue there, writers
+    never do); the entries are read with a locking read, so the latest
+    committed ones are seen whatever the transaction's snapshot."""
+    node = connection.execute(select(NodeIdentity.__table__.c.id)).first()
+    if node is None:
+        return {}
+    outbox = OutboxEntry.__table__
+    vv = VersionVectorEntry.__table__
+    epochs = [row.epoch for row in connection.execute(
+        select(outbox.c.epoch).where(outbox.c.origin == node.id, outbox.c.seq.is_(None)).distinct())]
+    assigned = {}
+    for epoch in sorted(epochs):
+        # Lock the stream first, by writing to its row: sequencers queue here
+        # on MariaDB (row lock) and on SQLite (the database's write lock,
+        # taken before anything is read), so no two hand out the same seq.
+        locked = connection.execute(update(vv).where(vv.c.origin == node.id, vv.c.epoch == epoch)
+                                    .values(seq=vv.c.seq)).rowcount
+        last = connection.execute(
+            select(vv.c.seq).where(vv.c.origin == node.id, vv.c.epoch == epoch).with_for_update()
+        ).scalar() if locked else None
+        pending = [row.id for row in connection.execute(
+            select(outbox.c.id).where(outbox.c.origin == node.id, outbox.c.epoch == epoch,
+                                      outbox.c.seq.is_(None)).order_by(outbox.c.id).with_for_update())]
+        if not pending:
+            continue
+        first = (last or 0) + 1
+        numbered = {entry_id: first + i for i, entry_id in enumerate(pending)}
+        connection.execute(update(outbox).where(outbox.c.id == bindparam("entry_id"))
+                           .values(seq=bindparam("new_seq")),
+                           [{"entry_id": k, "new_seq": v} for k, v in numbered.items()])
+        if last is None:
+            connection.execute(insert(vv).values(origin=node.id, epoch=epoch, seq=first + len(pending) - 1))
+        else:
+            connection.execute(update(vv).where(vv.c.origin == node.id, vv.c.epoch == epoch)
+                               .values(seq=first + len(pending) - 1))
+        assigned.update(numbered)
+    return assigned
+
+
+def sequence_committed(engine) -> int:
+    """Number this node's committed entries (``sequence_pending``) in a
+    transaction of its own; returns how many. On MariaDB it reads committed
+    rows without gap locks, so writers inserting entries never wait for it."""
+    with engine.connect() as conn:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            return len(sequence_pending(conn))

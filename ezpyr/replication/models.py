@@ -24,7 +24,7 @@ class OutboxEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     origin: Mapped[str] = mapped_column(String(36))
     epoch: Mapped[int] = mapped_column(Integer)
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None until sequenced
     changes: Mapped[str] = mapped_column(LongText)  # JSON list of row changes
     # the origin's version vector when it made the change ({"origin:epoch": seq}):
     # a node that holds something the origin did not know has a conflict

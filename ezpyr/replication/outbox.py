@@ -12,15 +12,20 @@ OUTBOX = OutboxEntry.__table__
 
 
 def unsent(connection: Connection, limit: int = 500) -> list:
+    """Numbered entries not yet confirmed by the broker, in stream order."""
     return list(connection.execute(
-        select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.id).limit(limit)
+        select(OUTBOX).where(OUTBOX.c.sent_at.is_(None), OUTBOX.c.seq.is_not(None))
+        .order_by(OUTBOX.c.id).limit(limit)
     ))
 
 
-def unsent_count(connection: Connection) -> int:
-    return connection.execute(
-        select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_at.is_(None))
-    ).scalar_one()
+def unsent_count(connection: Connection, numbered_only: bool = False) -> int:
+    """Entries not yet confirmed by the broker (with those not numbered
+    yet, unless ``numbered_only``)."""
+    stmt = select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_at.is_(None))
+    if numbered_only:
+        stmt = stmt.where(OUTBOX.c.seq.is_not(None))
+    return connection.execute(stmt).scalar_one()
 
 
 def mark_sent(connection: Connection, ids: list[int]) -> None:

@@ -17,7 +17,7 @@ from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
 from ezpyr.cluster.services import ClusterService, vector_to_json
 from ezpyr.cluster.snapshot import copy_snapshot
 from ezpyr.node.models import NodeIdentity
-from ezpyr.replication.capture import REPLAYING
+from ezpyr.replication.capture import REPLAYING, sequence_committed
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.verify import verify
 from ezpyr.scripts.node_env import NodeEnv
@@ -213,6 +213,7 @@ def cmd_pair_local(env, args):
             raise Invalid("the two nodes have different secret keys; both must use the same "
                           "ezpyr.secret_key_file (or EZPYR_SECRET_KEY)") from None
         secret = secrets.token_urlsafe(32)
+        sequence_committed(env.engine)
         with env.session() as s, other.session() as t:
             me = s.scalars(select(NodeIdentity)).one()
             them = t.scalars(select(NodeIdentity)).one()
