@@ -31,6 +31,13 @@ SESSION_STAMP = "stamp"
 SESSION_SEEN = "seen"
 SESSION_ID = "sid"
 
+# A page shows at most this many messages of one kind; older ones are
+# dropped. Messages wait in the session cookie until a page shows them, so a
+# client that never follows its redirects would otherwise grow the cookie
+# past what a browser (and WebOb) accepts, and a committed change would be
+# answered with an error.
+FLASH_KEEP = 5
+
 # No session outlives this, whatever the timeout setting: an ended session
 # need not be remembered for longer.
 LONGEST_SESSION = LIMITS["session_timeout_minutes"][1] * 60
@@ -198,10 +205,25 @@ def security_headers_tween_factory(handler, registry):
     return tween
 
 
+def capped_flash(session_factory):
+    """The session class of ``session_factory``, with each flash queue
+    keeping only its newest ``FLASH_KEEP`` messages."""
+
+    class Session(session_factory):
+        def flash(self, msg, queue="", allow_duplicate=True):
+            super().flash(msg, queue, allow_duplicate)
+            waiting = self["_f_" + queue]
+            if len(waiting) > FLASH_KEEP:
+                del waiting[:-FLASH_KEEP]
+                self.changed()
+
+    return Session
+
+
 def includeme(config):
     settings = config.get_settings()
     secure = settings.get("ezpyr.session.secure", "false").lower() == "true"
-    config.set_session_factory(
+    config.set_session_factory(capped_flash(
         SignedCookieSessionFactory(
             session_secret_from_settings(settings),
             cookie_name="ezpyr_session",
@@ -212,7 +234,7 @@ def includeme(config):
             reissue_time=None,
             serializer=JSONSerializer(),
         )
-    )
+    ))
     config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
     config.set_default_csrf_options(require_csrf=True)
     config.add_request_method(authenticated_user, reify=True)
