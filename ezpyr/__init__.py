@@ -13,6 +13,7 @@ def main(global_config, **settings):
         config.include(".secretbox")
         config.include(".passwords")
         config.include(".security")
+        config.include(".errors")
         config.include(".routes")
         config.include(".activity")
         config.include(".auth")

@@ -159,7 +159,10 @@ ENROLMENT_ROUTES = {"profile.totp", "auth.logout", "auth.login", "auth.totp"}
 
 def second_factor_required(view, info):
     """While the totp_required setting is on, a signed-in user who has not
-    enrolled a second factor is sent to enrolment from every other page."""
+    enrolled a second factor is sent to enrolment from every other page.
+    Error pages are left alone: they answer for a request that failed."""
+    if info.exception_only:
+        return view
 
     def wrapper(context, request):
         route = request.matched_route
