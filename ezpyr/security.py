@@ -22,6 +22,7 @@ from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from pyramid.view import forbidden_view_config
 from sqlalchemy import delete
 
+from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.secretbox import session_secret_from_settings
 from ezpyr.settings.services import LIMITS, SettingsService
 from ezpyr.users.models import User
@@ -174,8 +175,10 @@ def second_factor_required(view, info):
             and not request.authenticated_user.totp_enabled
             and SettingsService(request.dbsession).current().totp_required
         ):
+            node = request.this_node
+            where = "here" if node is None or node.role in WRITABLE_ROLES else "on the master"
             request.session.flash(
-                "This panel requires two-factor sign-in. Set it up here before you go on.",
+                f"This panel requires two-factor sign-in. Set it up {where} before you go on.",
                 "warning",
             )
             return HTTPSeeOther(request.route_url("profile.totp"))

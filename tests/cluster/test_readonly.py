@@ -129,3 +129,34 @@ def test_a_change_refused_at_commit_by_a_switchover_gets_the_409_page(admin_app,
     assert res.status_int == 409, res.text[:2000]
     assert "does not accept changes" in res.text and MASTER in res.text
     assert snapshot(engine)["user_groups"] == 0
+
+
+def test_with_2fa_required_a_user_new_to_the_slave_is_sent_to_enrol_on_the_master(
+        testapp, dbsession, passwords, this_node, peer):
+    """Enrolling is a change, which the slave refuses: the enrolment page on
+    the slave says where to enrol (the master's address), shows no secret
+    and no form, and every other page still leads back to it."""
+    from urllib.parse import urlparse
+
+    from ezpyr.settings.services import SettingsService
+    from tests.factories import login, make_user
+
+    make_user(dbsession, passwords, "newcomer")
+    SettingsService(dbsession).update(totp_required=True)
+    dbsession.commit()
+    this_node.role, peer.role, peer.address = "slave", "master", MASTER
+    dbsession.commit()
+
+    res = login(testapp, "newcomer")
+    while res.status_int == 303 and urlparse(res.location).path != "/profile/2fa":
+        res = res.follow()
+    assert urlparse(res.location).path == "/profile/2fa"
+    page = res.follow()
+    assert page.status_int == 200
+    assert "set it up on the master" in page.text.lower()
+    assert f'href="http://{MASTER}/profile/2fa"' in page.text
+    assert "totp-qr" not in page.text and "Turn on two-factor sign-in" not in page.text
+    # no access meanwhile
+    for url in ("/", "/profile/servers", "/profile"):
+        res = testapp.get(url)
+        assert res.status_int == 303 and urlparse(res.location).path == "/profile/2fa", url
