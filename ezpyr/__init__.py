@@ -17,6 +17,7 @@ def main(global_config, **settings):
         config.include(".routes")
         config.include(".activity")
         config.include(".auth")
+        config.include(".home")
         config.include(".users")
         config.include(".servers")
         config.include(".access")

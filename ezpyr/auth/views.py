@@ -133,13 +133,6 @@ def logout(request):
     return HTTPSeeOther(request.route_url("auth.login"))
 
 
-@view_config(route_name="home", permission="user")
-def home(request):
-    if request.authenticated_user.is_admin:
-        return HTTPSeeOther(request.route_url("servers.list"))
-    return HTTPSeeOther(request.route_url("profile.servers"))
-
-
 # -- the user's own second factor ---------------------------------------------
 
 def enrolment_secret(request) -> str:
