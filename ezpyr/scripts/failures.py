@@ -68,6 +68,11 @@ def one_line_errors(prog: str):
                 return main(argv)
             except SystemExit:
                 raise
+            except BrokenPipeError:
+                # whoever read the output stopped reading (``| head``,
+                # ``| grep -q``): nothing is left to say, and nowhere to say it
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 1
             except BaseException as error:  # noqa: BLE001 - every failure gets its one line
                 if os.environ.get("EZPYR_TRACEBACK"):
                     traceback.print_exc()
