@@ -17,10 +17,6 @@ from ezpyr.meta import utcnow
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.users.models import User, UserGroup
 
-# This node's worker records the cluster status about once a second; a record
-# older than this means the worker is not running (or cannot reach the
-# database).
-WORKER_SILENT_SECONDS = 30
 RECENT_ACTIVITY = 10
 # Failed jobs are shown for this long.
 FAILED_JOBS_SHOWN = dt.timedelta(days=1)
@@ -80,14 +76,10 @@ class HomeService:
                     f"Split-brain since {peer.split_brain_since:%Y-%m-%d %H:%M:%S} UTC: both nodes hold "
                     "changes the other lacks and automatic sync has stopped. Run Verify on the "
                     "cluster page and resolve it."))
-            silent = (now - peer.updated_at).total_seconds() if peer.updated_at else None
-            if silent is None or silent > WORKER_SILENT_SECONDS:
-                items.append(Attention(
-                    "worker_down",
-                    f"This node's worker has recorded nothing for {silent:.0f} s: is ezpyr-worker "
-                    "running? Changes are neither sent nor received without it, and the cluster "
-                    "status below is stale." if silent is not None else
-                    "This node's worker has never recorded the cluster status: is ezpyr-worker running?"))
+            if state.worker.problem:
+                items.append(Attention("worker_down", state.worker.problem + (
+                    " Changes are neither sent nor received without it, and the cluster "
+                    "status below is stale.")))
             if state.status == "unreachable":
                 items.append(Attention(
                     "peer_unreachable",

@@ -2,6 +2,7 @@
 import datetime as dt
 from urllib.parse import urlparse
 
+from ezpyr.cluster.models import WorkerState
 from ezpyr.jobs.models import Job
 from ezpyr.meta import utcnow
 from ezpyr.servers.models import Server
@@ -12,7 +13,8 @@ from tests.factories import make_user_group
 def test_admins_get_an_overview(admin_app, dbsession, this_node, peer):
     make_user_group(dbsession, "ops")
     dbsession.add(Server(name="web1", host="10.0.0.5"))
-    peer.updated_at, peer.reachable, peer.last_heartbeat_at = utcnow(), True, utcnow()
+    dbsession.add(WorkerState(pid=1, relay_state="idle"))  # this node's worker reports
+    peer.reachable, peer.last_heartbeat_at = True, utcnow()
     peer.queue_consumers, peer.backlog_unsent, peer.backlog_queued = 1, 2, 1
     dbsession.commit()
     page = admin_app.get("/")
@@ -33,7 +35,7 @@ def test_admins_get_an_overview(admin_app, dbsession, this_node, peer):
 def test_the_overview_shows_what_waits_for_the_admin(admin_app, dbsession, this_node, peer):
     long_ago = utcnow() - dt.timedelta(minutes=5)
     peer.split_brain_since, peer.split_brain_detail = long_ago, "both hold changes"
-    peer.updated_at = long_ago  # this node's worker stopped recording
+    dbsession.add(WorkerState(pid=1, started_at=long_ago, heartbeat_at=long_ago))  # silent since
     dbsession.add(Job(kind="verify", state="failed", error="the other node refused: bad signature",
                       finished_at=utcnow()))
     dbsession.commit()
@@ -41,7 +43,7 @@ def test_the_overview_shows_what_waits_for_the_admin(admin_app, dbsession, this_
     waiting = {p["data-attention"]: p.text for p in page.html.select("[data-attention]")}
     assert set(waiting) >= {"split_brain", "worker_down", "job_failed"}
     assert "Split-brain since" in waiting["split_brain"]
-    assert "is ezpyr-worker running?" in waiting["worker_down"]
+    assert "has not reported for" in waiting["worker_down"]
     assert "bad signature" in waiting["job_failed"]
     assert page.html.select_one('[data-field="status"]').text.strip() == "split-brain"
 
