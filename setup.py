@@ -1,4 +1,4 @@
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 requires = [
     "pyramid>=2.0,<3",
@@ -31,9 +31,13 @@ setup(
     name="ezpyr",
     version="0.1.0",
     description="SSH jump server with a web panel and a two-node cluster",
-    packages=find_packages(exclude=["tests", "tests.*", "bench"]),
+    # Every directory of ezpyr is a package, the template and static ones
+    # too (as namespace packages), so that setuptools installs their files
+    # as package data instead of warning once per directory.
+    packages=find_namespace_packages(include=["ezpyr", "ezpyr.*", "worker", "worker.*"],
+                                     exclude=["*.__pycache__"]),
     include_package_data=True,
-    package_data={"ezpyr": ["templates/*.jinja2", "templates/*/*.jinja2", "static/*"]},
+    package_data={"": ["*.jinja2"], "ezpyr.static": ["*"]},
     zip_safe=False,
     python_requires=">=3.11",
     install_requires=requires,

@@ -7,6 +7,7 @@ from pyramid.paster import get_appsettings, setup_logging
 
 from ezpyr.database import make_engine
 from ezpyr.meta import load_all_models
+from ezpyr.scripts.init import ensure_database
 
 config = context.config
 target_metadata = load_all_models()
@@ -31,7 +32,11 @@ def run_migrations_online():
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(_settings())
+    settings = _settings()
+    engine = make_engine(settings)
+    # `alembic upgrade head` on its own creates the database, as ezpyr-init
+    # does: a SQLite file (owner-only, with its directory) or a MariaDB database.
+    ensure_database(engine.url.render_as_string(hide_password=False), say=lambda _message: None)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

@@ -1,11 +1,22 @@
 """ezpyr: an SSH jump server with a web panel and a two-node cluster."""
 from pyramid.config import Configurator
 
+from ezpyr.secretbox import SecretKeyMissing
+
 __version__ = "0.1.0"
 
 
 def main(global_config, **settings):
-    """The panel's WSGI application."""
+    """The panel's WSGI application. Without its key files (before
+    ``ezpyr-init CONFIG``) the panel cannot start: pserve says so in one
+    line instead of a traceback."""
+    try:
+        return make_app(settings)
+    except SecretKeyMissing as error:
+        raise SystemExit(f"ezpyr: {error}; the panel cannot start without it.") from None
+
+
+def make_app(settings: dict):
     with Configurator(settings=settings) as config:
         config.include("pyramid_jinja2")
         config.add_jinja2_search_path("ezpyr:templates", name=".jinja2")
@@ -13,9 +24,11 @@ def main(global_config, **settings):
         config.include(".secretbox")
         config.include(".passwords")
         config.include(".security")
+        config.include(".errors")
         config.include(".routes")
         config.include(".activity")
         config.include(".auth")
+        config.include(".home")
         config.include(".users")
         config.include(".servers")
         config.include(".access")

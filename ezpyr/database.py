@@ -55,6 +55,10 @@ def tm_session(session_factory: sessionmaker, transaction_manager) -> Session:
 def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # pyramid_tm would look the user up before the exception views are in
+    # place, so that a database that is down answers with a bare 500
+    # instead of the page saying so; the outbox records the actor anyway.
+    settings["tm.annotate_user"] = "false"
     config.include("pyramid_tm")
     config.include("pyramid_retry")
 

@@ -22,6 +22,7 @@ from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from pyramid.view import forbidden_view_config
 from sqlalchemy import delete
 
+from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.secretbox import session_secret_from_settings
 from ezpyr.settings.services import LIMITS, SettingsService
 from ezpyr.users.models import User
@@ -30,6 +31,13 @@ SESSION_USER = "uid"
 SESSION_STAMP = "stamp"
 SESSION_SEEN = "seen"
 SESSION_ID = "sid"
+
+# A page shows at most this many messages of one kind; older ones are
+# dropped. Messages wait in the session cookie until a page shows them, so a
+# client that never follows its redirects would otherwise grow the cookie
+# past what a browser (and WebOb) accepts, and a committed change would be
+# answered with an error.
+FLASH_KEEP = 5
 
 # No session outlives this, whatever the timeout setting: an ended session
 # need not be remembered for longer.
@@ -152,7 +160,10 @@ ENROLMENT_ROUTES = {"profile.totp", "auth.logout", "auth.login", "auth.totp"}
 
 def second_factor_required(view, info):
     """While the totp_required setting is on, a signed-in user who has not
-    enrolled a second factor is sent to enrolment from every other page."""
+    enrolled a second factor is sent to enrolment from every other page.
+    Error pages are left alone: they answer for a request that failed."""
+    if info.exception_only:
+        return view
 
     def wrapper(context, request):
         route = request.matched_route
@@ -164,8 +175,10 @@ def second_factor_required(view, info):
             and not request.authenticated_user.totp_enabled
             and SettingsService(request.dbsession).current().totp_required
         ):
+            node = request.this_node
+            where = "here" if node is None or node.role in WRITABLE_ROLES else "on the master"
             request.session.flash(
-                "This panel requires two-factor sign-in. Set it up here before you go on.",
+                f"This panel requires two-factor sign-in. Set it up {where} before you go on.",
                 "warning",
             )
             return HTTPSeeOther(request.route_url("profile.totp"))
@@ -198,10 +211,25 @@ def security_headers_tween_factory(handler, registry):
     return tween
 
 
+def capped_flash(session_factory):
+    """The session class of ``session_factory``, with each flash queue
+    keeping only its newest ``FLASH_KEEP`` messages."""
+
+    class Session(session_factory):
+        def flash(self, msg, queue="", allow_duplicate=True):
+            super().flash(msg, queue, allow_duplicate)
+            waiting = self["_f_" + queue]
+            if len(waiting) > FLASH_KEEP:
+                del waiting[:-FLASH_KEEP]
+                self.changed()
+
+    return Session
+
+
 def includeme(config):
     settings = config.get_settings()
     secure = settings.get("ezpyr.session.secure", "false").lower() == "true"
-    config.set_session_factory(
+    config.set_session_factory(capped_flash(
         SignedCookieSessionFactory(
             session_secret_from_settings(settings),
             cookie_name="ezpyr_session",
@@ -212,7 +240,7 @@ def includeme(config):
             reissue_time=None,
             serializer=JSONSerializer(),
         )
-    )
+    ))
     config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
     config.set_default_csrf_options(require_csrf=True)
     config.add_request_method(authenticated_user, reify=True)

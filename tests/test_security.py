@@ -116,3 +116,22 @@ def test_next_cannot_lead_off_site(testapp, plain_user, target):
 def test_next_leads_to_a_page_on_this_site(testapp, plain_user):
     res = sign_in(testapp, "/profile/servers?q=web")
     assert res.location.endswith("/profile/servers?q=web")
+
+
+# -- flash messages ------------------------------------------------------------------
+
+def test_messages_never_followed_do_not_outgrow_the_session_cookie(admin_app, dbsession):
+    """A script that posts and never follows the redirect leaves one message
+    per change in the session; the oldest are dropped, so the hundredth
+    committed change is still answered with its redirect, not an error."""
+    token = csrf_from(admin_app.get("/user-groups/new"))
+    for number in range(100):
+        res = admin_app.post("/user-groups/new", {"name": f"a-rather-long-group-name-{number:03}",
+                                                 "csrf_token": token})
+        assert res.status_int == 303, number
+    assert len(admin_app.cookies["ezpyr_session"]) < 3000
+    dbsession.expire_all()
+    assert dbsession.query(UserGroup).count() == 100
+    page = admin_app.get("/user-groups")
+    shown = [n for n in range(100) if f"User group a-rather-long-group-name-{n:03} created." in page]
+    assert shown == [95, 96, 97, 98, 99]

@@ -12,6 +12,8 @@ from pyramid.view import view_config
 from ezpyr.auth.forms import CodeForm, LoginForm
 from ezpyr.auth.services import AuthService
 from ezpyr.auth.totp import TotpService
+from ezpyr.cluster.readonly import master_address
+from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.secretbox import SecretUnreadable
 from ezpyr.security import sign_in, sign_out
 from ezpyr.settings.services import SettingsService
@@ -131,13 +133,6 @@ def logout(request):
     return HTTPSeeOther(request.route_url("auth.login"))
 
 
-@view_config(route_name="home", permission="user")
-def home(request):
-    if request.authenticated_user.is_admin:
-        return HTTPSeeOther(request.route_url("servers.list"))
-    return HTTPSeeOther(request.route_url("profile.servers"))
-
-
 # -- the user's own second factor ---------------------------------------------
 
 def enrolment_secret(request) -> str:
@@ -172,6 +167,12 @@ def enrol(request):
         if request.method == "POST":
             return HTTPSeeOther(request.route_url("profile.totp"))
         return totp_page(request, form)
+    node = request.this_node
+    if node is not None and node.role not in WRITABLE_ROLES:
+        # Enrolling is a change, and this node takes none: the user enrols
+        # on the master and comes back; until then this page is all they see.
+        return {**totp_page(request, form), "enrol_on_master": True,
+                "master_address": master_address(request.dbsession)}
     secret = enrolment_secret(request)
     if request.method == "POST" and form.validate():
         try:

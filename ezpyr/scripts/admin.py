@@ -27,6 +27,7 @@ from ezpyr.auth.services import AuthService
 from ezpyr.guard.services import GuardService
 from ezpyr.passwords import Passwords
 from ezpyr.replication.capture import NodeIsReadOnly
+from ezpyr.scripts.failures import explain, one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.secretbox import SecretKeyMissing
 from ezpyr.servers import csvio
@@ -959,6 +960,7 @@ def os_user() -> str:
 def fail(args, message: str, errors: list[str] | None = None, code: int = 2) -> int:
     if args.json:
         print(json.dumps({"error": message, **({"errors": errors} if errors else {})}))
+        return code
     for line in errors or []:
         print(f"{PROG}: {line}", file=sys.stderr)
     if not errors or message != errors[0]:
@@ -982,6 +984,7 @@ def read_only_message(env: NodeEnv, error: NodeIsReadOnly) -> str:
     return message + " Nothing was changed."
 
 
+@one_line_errors(PROG)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not Path(args.config.split("#")[0]).is_file():
@@ -999,9 +1002,7 @@ def main(argv=None) -> int:
     except SecretKeyMissing as error:
         return fail(args, f"{error}. Check ezpyr.secret_key_file in the config.", code=1)
     except SQLAlchemyError as error:
-        return fail(args, f"database error: {getattr(error, 'orig', None) or error}. Check "
-                    "sqlalchemy.url in the config, that the database server is running, and "
-                    "that ezpyr-init CONFIG has set the database up.", code=1)
+        return fail(args, explain(error)[0], code=1)
     finally:
         env.close()
     if args.json:

@@ -20,6 +20,7 @@ from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import REPLAYING, sequence_committed
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.verify import verify
+from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.secretbox import SecretUnreadable
 from ezpyr.validation import Invalid
@@ -243,6 +244,7 @@ def cmd_pair_local(env, args):
     return 0
 
 
+@one_line_errors("ezpyr-cluster")
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ezpyr-cluster", description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -285,9 +287,7 @@ def main(argv=None):
     try:
         return commands[args.command](env, args)
     except Invalid as error:
-        if args.json:
-            print(json.dumps({"error": error.message}))
-        print(f"ezpyr-cluster: {error.message}", file=sys.stderr)
+        report("ezpyr-cluster", error.message, args.json)
         return 2
     finally:
         env.close()

@@ -6,10 +6,12 @@ import argparse
 import sys
 
 from ezpyr.cluster.services import ClusterService
+from ezpyr.scripts.failures import one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.validation import Invalid
 
 
+@one_line_errors("ezpyr-grant-host")
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ezpyr-grant-host", description=__doc__.splitlines()[0])
     parser.add_argument("config")

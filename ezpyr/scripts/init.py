@@ -30,6 +30,7 @@ from ezpyr.database import make_engine, make_session_factory, tm_session
 from ezpyr.gateway.services import GatewayKeyService
 from ezpyr.node.services import NodeService
 from ezpyr.passwords import Passwords, policy_errors
+from ezpyr.scripts.failures import one_line_errors
 from ezpyr.secretbox import generate_key, secret_box_from_settings, write_key_file
 from ezpyr.settings.services import PanelSettings, SettingsService
 from ezpyr.users.models import User
@@ -296,6 +297,7 @@ def make_secondary(args, settings, dbsession, node, tm, say) -> None:
     return None
 
 
+@one_line_errors("ezpyr-init")
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ezpyr-init", description=__doc__.splitlines()[0])
     parser.add_argument("config", help="the ini file, e.g. development.ini")

@@ -89,3 +89,74 @@ def test_every_page_of_the_slave_says_where_to_make_changes(slave_admin_app):
 
 def test_the_master_shows_no_such_banner(admin_app, this_node):
     assert "you can look, but changes are made" not in admin_app.get("/user-groups")
+
+
+def test_a_change_refused_at_commit_by_a_switchover_gets_the_409_page(admin_app, engine, dbsession,
+                                                                      this_node, peer):
+    """A graceful switchover demotes the master while a request is in flight:
+    the request passed the page's check as master, and its commit is refused
+    (the locking read of the node's role sees the demote). The refusal page
+    must come out as a 409 naming the master, not a 500 from an error page
+    that reads the failed transaction (the 2FA check reads settings)."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("needs row locks held across connections (MariaDB)")
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    token = csrf_from(admin_app.get("/user-groups/new"))
+    answers = []
+    with engine.connect() as switchover:
+        # the switchover holds the node row, as demote does
+        switchover.execute(text("SELECT role FROM node_identity FOR UPDATE"))
+        post = threading.Thread(target=lambda: answers.append(admin_app.post(
+            "/user-groups/new", {"csrf_token": token, "name": "ops"}, expect_errors=True)))
+        post.start()
+        for _ in range(100):  # until the request's commit waits for the node row
+            waiting = switchover.execute(text(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx "
+                "WHERE trx_state = 'LOCK WAIT'")).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.1)
+        assert waiting, "the request never reached its commit"
+        switchover.execute(text("UPDATE node_identity SET role = 'slave'"))
+        switchover.execute(text("UPDATE cluster_peer SET role = 'master', address = :a"), {"a": MASTER})
+        switchover.commit()
+        post.join(30)
+    res = answers[0]
+    assert res.status_int == 409, res.text[:2000]
+    assert "does not accept changes" in res.text and MASTER in res.text
+    assert snapshot(engine)["user_groups"] == 0
+
+
+def test_with_2fa_required_a_user_new_to_the_slave_is_sent_to_enrol_on_the_master(
+        testapp, dbsession, passwords, this_node, peer):
+    """Enrolling is a change, which the slave refuses: the enrolment page on
+    the slave says where to enrol (the master's address), shows no secret
+    and no form, and every other page still leads back to it."""
+    from urllib.parse import urlparse
+
+    from ezpyr.settings.services import SettingsService
+    from tests.factories import login, make_user
+
+    make_user(dbsession, passwords, "newcomer")
+    SettingsService(dbsession).update(totp_required=True)
+    dbsession.commit()
+    this_node.role, peer.role, peer.address = "slave", "master", MASTER
+    dbsession.commit()
+
+    res = login(testapp, "newcomer")
+    while res.status_int == 303 and urlparse(res.location).path != "/profile/2fa":
+        res = res.follow()
+    assert urlparse(res.location).path == "/profile/2fa"
+    page = res.follow()
+    assert page.status_int == 200
+    assert "set it up on the master" in page.text.lower()
+    assert f'href="http://{MASTER}/profile/2fa"' in page.text
+    assert "totp-qr" not in page.text and "Turn on two-factor sign-in" not in page.text
+    # no access meanwhile
+    for url in ("/", "/profile/servers", "/profile"):
+        res = testapp.get(url)
+        assert res.status_int == 303 and urlparse(res.location).path == "/profile/2fa", url
