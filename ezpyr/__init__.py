@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 def main(global_config, **settings):
     """The panel's WSGI application."""
+    settings.setdefault("ezpyr.config_file", (global_config or {}).get("__file__", ""))
     with Configurator(settings=settings) as config:
         config.include("pyramid_jinja2")
         config.add_jinja2_search_path("ezpyr:templates", name=".jinja2")

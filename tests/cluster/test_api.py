@@ -77,3 +77,16 @@ def test_resend_requeues_outbox_entries(testapp, peer, this_node, dbsession):
     assert res.json == {"requeued": 2}
     dbsession.expire_all()
     assert [e.sent_at is None for e in dbsession.query(OutboxEntry).order_by(OutboxEntry.seq)] == [False, True, True]
+
+
+def test_the_status_the_peer_polls_builds_no_migration_context(testapp, peer, monkeypatch):
+    from alembic.runtime.migration import MigrationContext
+
+    from ezpyr.replication.schema import code_revision
+    from tests.replication.test_schema import count_calls
+    contexts = count_calls(monkeypatch, MigrationContext, "configure")
+    for _ in range(10):  # the other node's worker asks for this every heartbeat
+        res = testapp.get("/cluster/api/status", headers=signed("GET", "/cluster/api/status"),
+                          extra_environ=FROM_PEER)
+        assert res.json["schema_revision"] == code_revision()
+    assert contexts == []
