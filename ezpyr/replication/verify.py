@@ -1,14 +1,15 @@
 """Verify: do two nodes hold the same replicated data?
 
-Each table is compared in chunks of consecutive primary keys. This node
-cuts its own rows into chunks of at most ``chunk_rows`` rows; for each
-chunk both nodes compute the row count and a checksum (the XOR of the rows'
-64-bit hashes) over the same key range, at the same time. The other node
-hashes at most ``limit`` rows per request: when it holds more rows in the
-range it says where it stopped, and the chunk ends there. So no request
-does work that grows with the table, and progress is counted in rows.
+Each table is compared in pages of consecutive primary keys: both nodes, at
+the same time, hash the next ``chunk_rows`` rows after the same key and
+answer the row count, a checksum (the XOR of the rows' 64-bit hashes) and
+the key they stopped at. When both stopped at the same key the page is
+compared as it is; otherwise it ends at the lower of the two keys and the
+node that went further hashes again up to there. So no request does work
+that grows with the table, the pages realign after any difference, and
+progress is counted in rows.
 
-Only chunks that differ are compared row by row (a hash per row, paged the
+Only pages that differ are compared row by row (a hash per row, paged the
 same way), and only rows that differ cross the network in full. On
 MariaDB/MySQL the hashing runs in SQL; on SQLite in Python. Both nodes of a
 cluster use the same kind of database, so the two sides always hash the
@@ -40,7 +41,7 @@ def chunk_rows_setting(settings) -> int:
         rows = int(settings.get("ezpyr.verify.chunk_rows", DEFAULT_CHUNK_ROWS))
     except (TypeError, ValueError):
         rows = DEFAULT_CHUNK_ROWS
-    return max(1, min(rows, MAX_PAGE_ROWS // 2))
+    return max(1, min(rows, MAX_PAGE_ROWS))
 
 
 def timeout_setting(settings) -> float:
@@ -80,64 +81,50 @@ def _in_range(table: Table, after: str | None, upto: str | None) -> list:
     return bounds
 
 
-def chunk_end(connection: Connection, table: Table, after: str | None, rows: int,
-              upto: str | None = None) -> str | None:
-    """The key of the ``rows``-th row after ``after`` (not beyond ``upto``),
-    or None when fewer rows are left."""
-    return connection.execute(
-        select(table.c.id).where(*_in_range(table, after, upto))
-        .order_by(table.c.id).offset(rows - 1).limit(1)).scalar()
+def _page(table: Table, columns: list, after: str | None, upto: str | None, limit: int):
+    """The first ``limit`` rows of the range, in key order."""
+    return select(*columns).where(*_in_range(table, after, upto)).order_by(table.c.id).limit(limit)
 
 
-def range_checksum(connection: Connection, table: Table, after: str | None,
-                   upto: str | None) -> tuple[int, str]:
-    """(row count, checksum) of the rows in the range."""
-    where = _in_range(table, after, upto)
-    if _is_mysql(connection):
-        xor = f"BIT_XOR(CAST(CONV({_sql_row_hash(connection, table)}, 16, 10) AS UNSIGNED))"
-        count, checksum = connection.execute(
-            select(func.count(), literal_column(xor)).select_from(table).where(*where)).one()
-        return int(count), f"{int(checksum or 0):016x}"
-    count, checksum = 0, 0
-    for row in connection.execute(select(table).where(*where)).mappings():
-        count += 1
-        checksum ^= int(_py_row_hash(table, dict(row)), 16)
-    return count, f"{checksum:016x}"
-
-
-def range_row_hashes(connection: Connection, table: Table, after: str | None,
-                     upto: str | None) -> dict[str, str]:
-    """{row key: row hash} for the rows in the range."""
-    where = _in_range(table, after, upto)
-    if _is_mysql(connection):
-        stmt = select(table.c.id, literal_column(_sql_row_hash(connection, table))).where(*where)
-        return {row_id: digest.lower() for row_id, digest in connection.execute(stmt)}
-    return {row["id"]: _py_row_hash(table, dict(row))
-            for row in connection.execute(select(table).where(*where)).mappings()}
-
-
-def _page_end(connection, table, after, upto, limit) -> str | None:
-    """Where a page of at most ``limit`` rows of the range ends: ``upto``
-    when the whole range fits, else the key of its ``limit``-th row."""
-    end = chunk_end(connection, table, after, limit, upto)
-    return upto if end is None else end
+def _stopped(count: int, last: str | None, upto: str | None, limit: int) -> str | None:
+    """Where a page ended: ``upto`` when it held fewer rows than ``limit``
+    (it covered the range), else the key of its last row."""
+    return last if count >= limit else upto
 
 
 def checksum_page(connection: Connection, table: Table, after: str | None, upto: str | None,
                   limit: int) -> dict:
-    """The checksum of at most ``limit`` rows of the range: {"upto": the key
-    it stopped at (the asked ``upto`` when it covered the range), "count",
-    "checksum"}."""
-    end = _page_end(connection, table, after, upto, limit)
-    count, checksum = range_checksum(connection, table, after, end)
-    return {"upto": end, "count": count, "checksum": checksum}
+    """Row count and checksum of the first ``limit`` rows of the range (one
+    pass): {"upto": the key it stopped at, "count", "checksum"}."""
+    if _is_mysql(connection):
+        page = _page(table, [table.c.id, literal_column(_sql_row_hash(connection, table)).label("h")],
+                     after, upto, limit).subquery("page")
+        count, checksum, last = connection.execute(select(
+            func.count(), literal_column("BIT_XOR(CAST(CONV(page.h, 16, 10) AS UNSIGNED))"),
+            func.max(page.c.id))).one()
+        count, checksum = int(count), int(checksum or 0)
+    else:
+        count, checksum, last = 0, 0, None
+        for row in connection.execute(_page(table, [table], after, upto, limit)).mappings():
+            count += 1
+            checksum ^= int(_py_row_hash(table, dict(row)), 16)
+            last = row["id"]
+    return {"upto": _stopped(count, last, upto, limit), "count": count, "checksum": f"{checksum:016x}"}
 
 
 def row_hash_page(connection: Connection, table: Table, after: str | None, upto: str | None,
                   limit: int) -> dict:
-    """The row hashes of at most ``limit`` rows of the range: {"upto", "rows"}."""
-    end = _page_end(connection, table, after, upto, limit)
-    return {"upto": end, "rows": range_row_hashes(connection, table, after, end)}
+    """The hash of each of the first ``limit`` rows of the range:
+    {"upto": the key it stopped at, "rows": {row key: row hash}}."""
+    if _is_mysql(connection):
+        stmt = _page(table, [table.c.id, literal_column(_sql_row_hash(connection, table))],
+                     after, upto, limit)
+        rows = {row_id: digest.lower() for row_id, digest in connection.execute(stmt)}
+    else:
+        rows = {row["id"]: _py_row_hash(table, dict(row))
+                for row in connection.execute(_page(table, [table], after, upto, limit)).mappings()}
+    last = next(reversed(rows)) if rows else None  # rows came in key order
+    return {"upto": _stopped(len(rows), last, upto, limit), "rows": rows}
 
 
 def rows_by_id(connection: Connection, table: Table, ids: list[str]) -> dict[str, dict]:
@@ -198,7 +185,7 @@ class PeerAnswerInvalid(RuntimeError):
 
 
 def _stopped_at(answer: dict, after: str | None, upto: str | None) -> str | None:
-    """Where the other node's page ended; it must end after ``after``."""
+    """Where the other node's page ended: after ``after``, at most ``upto``."""
     end = answer.get("upto")
     if end == upto:
         return end
@@ -209,6 +196,13 @@ def _stopped_at(answer: dict, after: str | None, upto: str | None) -> str | None
     return end
 
 
+def _lower(a: str | None, b: str | None) -> str | None:
+    """The lower of two page ends (None: the end of the table)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return min(a, b)
+
+
 def _differing_ids(connection, peer, table, after, upto, limit):
     """The keys of the rows that differ in the range, in key order, asking
     the other node for at most ``limit`` row hashes at a time."""
@@ -216,7 +210,7 @@ def _differing_ids(connection, peer, table, after, upto, limit):
         theirs = peer.row_hashes(table.name, after, upto, limit)
         end = _stopped_at(theirs, after, upto)
         there = theirs.get("rows") or {}
-        here = range_row_hashes(connection, table, after, end)
+        here = row_hash_page(connection, table, after, end, MAX_PAGE_ROWS)["rows"]
         yield from sorted(i for i in set(here) | set(there) if here.get(i) != there.get(i))
         if end == upto:
             return
@@ -229,8 +223,7 @@ def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int =
     rows at a time. At most ``max_rows`` differing rows per table are
     fetched in full. ``progress(done, total, message)`` counts the rows of
     this node compared so far."""
-    chunk_rows = max(1, min(int(chunk_rows), MAX_PAGE_ROWS // 2))
-    limit = 2 * chunk_rows  # the other node may hold a few more rows in a chunk
+    limit = max(1, min(int(chunk_rows), MAX_PAGE_ROWS))
     tables = replicated_tables()
     counts = {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
               for t in tables}
@@ -242,30 +235,31 @@ def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int =
             shown, more = [], 0
             after = None
             while True:
-                upto = chunk_end(connection, table, after, chunk_rows)
-                # the other node hashes its rows while this node hashes its own
-                asked = other_node.submit(peer.checksum, table.name, after, upto, limit)
-                mine = range_checksum(connection, table, after, upto)
+                # the other node hashes its next rows while this node hashes its own
+                asked = other_node.submit(peer.checksum, table.name, after, None, limit)
+                mine = checksum_page(connection, table, after, None, limit)
                 theirs = asked.result()
-                end = _stopped_at(theirs, after, upto)
-                if end != upto:  # the other node holds more rows here: the chunk ends where it stopped
-                    upto = end
-                    mine = range_checksum(connection, table, after, upto)
-                report.rows_here += mine[0]
+                end = _lower(mine["upto"], _stopped_at(theirs, after, None))
+                if mine["upto"] != end:  # the other node stopped first: the page ends there
+                    mine = checksum_page(connection, table, after, end, limit)
+                if theirs["upto"] != end:
+                    theirs = peer.checksum(table.name, after, end, limit)
+                    _stopped_at(theirs, after, end)
+                report.rows_here += mine["count"]
                 report.rows_there += int(theirs["count"])
-                if mine != (int(theirs["count"]), theirs["checksum"]):
-                    for row_id in _differing_ids(connection, peer, table, after, upto, limit):
+                if (mine["count"], mine["checksum"]) != (int(theirs["count"]), theirs["checksum"]):
+                    for row_id in _differing_ids(connection, peer, table, after, end, limit):
                         if len(shown) < max_rows:
                             shown.append(row_id)
                         else:
                             more += 1
-                done += mine[0]
+                done += mine["count"]
                 if progress:
                     progress(min(done, total), total, f"{table.name}: {report.rows_here:,} of "
                              f"{counts[table.name]:,} rows compared")
-                if upto is None:
+                if end is None:
                     break
-                after = upto
+                after = end
             if shown:
                 rows_here = rows_by_id(connection, table, shown)
                 rows_there = peer.rows(table.name, shown)

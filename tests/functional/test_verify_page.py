@@ -57,7 +57,7 @@ def test_verify_button_shows_in_sync_then_the_differing_row(cluster):
     assert "The nodes differ." in page and "changed on b" in page and "1 row differ" in page
 
 
-CHUNK_ROWS = 7  # so a table of 60 rows takes many requests (the other node hashes at most 14 rows each)
+CHUNK_ROWS = 7  # so a table of 60 rows takes many requests (the other node hashes at most 7 rows each)
 
 
 def small_pages(node):
