@@ -203,14 +203,18 @@ def _lower(a: str | None, b: str | None) -> str | None:
     return min(a, b)
 
 
-def _differing_ids(connection, peer, table, after, upto, limit):
+def _differing_ids(connection, peer, other_node, table, after, upto, limit):
     """The keys of the rows that differ in the range, in key order, asking
-    the other node for at most ``limit`` row hashes at a time."""
+    the other node for at most ``limit`` row hashes at a time (while this
+    node hashes its own)."""
     while True:
-        theirs = peer.row_hashes(table.name, after, upto, limit)
+        asked = other_node.submit(peer.row_hashes, table.name, after, upto, limit)
+        here = row_hash_page(connection, table, after, upto, MAX_PAGE_ROWS)["rows"]
+        theirs = asked.result()
         end = _stopped_at(theirs, after, upto)
         there = theirs.get("rows") or {}
-        here = row_hash_page(connection, table, after, end, MAX_PAGE_ROWS)["rows"]
+        if end != upto:  # the other node stopped first: keep this node's rows up to there
+            here = {i: h for i, h in here.items() if i <= end}
         yield from sorted(i for i in set(here) | set(there) if here.get(i) != there.get(i))
         if end == upto:
             return
@@ -248,7 +252,7 @@ def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int =
                 report.rows_here += mine["count"]
                 report.rows_there += int(theirs["count"])
                 if (mine["count"], mine["checksum"]) != (int(theirs["count"]), theirs["checksum"]):
-                    for row_id in _differing_ids(connection, peer, table, after, end, limit):
+                    for row_id in _differing_ids(connection, peer, other_node, table, after, end, limit):
                         if len(shown) < max_rows:
                             shown.append(row_id)
                         else:
