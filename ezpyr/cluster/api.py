@@ -21,7 +21,8 @@ from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
 from ezpyr.replication.outbox import ResendImpossible, resend_from
 from ezpyr.replication.verify import (
-    DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, checksum_page, row_hash_page, rows_by_id, tables_by_name,
+    DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, MAX_SPLITS, checksum_page, row_hash_page, rows_by_id,
+    split_checksums, tables_by_name,
 )
 
 log = logging.getLogger(__name__)
@@ -140,12 +141,32 @@ def _ids(body: dict, most: int = 5000) -> list[str]:
     return ids
 
 
+def _splits(body: dict, after: str | None, upto: str | None) -> list[str] | None:
+    """The keys a page is cut at, if any: increasing, inside the range."""
+    splits = body.get("splits")
+    if splits is None:
+        return None
+    if not isinstance(splits, list) or len(splits) > MAX_SPLITS or not all(
+            isinstance(key, str) and len(key) <= 64 for key in splits):
+        raise ApiError(400, f"splits must be a list of at most {MAX_SPLITS} row keys (strings)")
+    bounds = ([after] if after is not None else []) + splits + ([upto] if upto is not None else [])
+    if any(low >= high for low, high in zip(bounds, bounds[1:])):
+        raise ApiError(400, "splits must be increasing keys between after and upto")
+    return splits
+
+
 @api_view(route_name="cluster.api.checksums", request_method="POST")
 def checksums(request):
-    """Row count and checksum of at most ``limit`` rows of a key range."""
+    """Row count and checksum of at most ``limit`` rows of a key range, or
+    of each part of it when ``splits`` cuts it."""
     authenticate(request)
-    table, after, upto, limit = _page(_json_body(request))
-    return checksum_page(request.dbsession.connection(), table, after, upto, limit)
+    body = _json_body(request)
+    table, after, upto, limit = _page(body)
+    splits = _splits(body, after, upto)
+    connection = request.dbsession.connection()
+    if splits is not None:
+        return split_checksums(connection, table, after, upto, splits, limit)
+    return checksum_page(connection, table, after, upto, limit)
 
 
 @api_view(route_name="cluster.api.row_hashes", request_method="POST")

@@ -67,9 +67,11 @@ class RemotePeer:
     def _call(self, path: str, payload: dict) -> dict:
         return self.client.call("POST", path, payload, timeout=self.timeout)
 
-    def checksum(self, table, after, upto, limit):
-        return self._call("/cluster/api/checksums",
-                          {"table": table, "after": after, "upto": upto, "limit": limit})
+    def checksum(self, table, after, upto, limit, splits=None):
+        page = {"table": table, "after": after, "upto": upto, "limit": limit}
+        if splits is not None:
+            page["splits"] = splits
+        return self._call("/cluster/api/checksums", page)
 
     def row_hashes(self, table, after, upto, limit):
         return self._call("/cluster/api/row-hashes",

@@ -2,34 +2,40 @@
 
 Each table is compared in pages of consecutive primary keys: both nodes, at
 the same time, hash the next ``chunk_rows`` rows after the same key and
-answer the row count, a checksum (the XOR of the rows' 64-bit hashes) and
-the key they stopped at. When both stopped at the same key the page is
-compared as it is; otherwise it ends at the lower of the two keys and the
-node that went further hashes again up to there. So no request does work
-that grows with the table, the pages realign after any difference, and
-progress is counted in rows.
+answer the row count, a checksum (the XOR of the rows' CRC32, as
+pt-table-checksum computes it) and the key they stopped at. When both
+stopped at the same key the page is compared as it is; otherwise it ends at
+the lower of the two keys and the node that went further hashes again up
+to there. So no request does work that grows with the table, the pages
+realign after any difference, and progress is counted in rows.
 
-Only pages that differ are compared row by row (a hash per row, paged the
-same way), and only rows that differ cross the network in full. On
-MariaDB/MySQL the hashing runs in SQL; on SQLite in Python. Both nodes of a
-cluster use the same kind of database, so the two sides always hash the
-same way.
+Only pages that differ are compared row by row (a 64-bit MD5 prefix per
+row, paged the same way), and only rows that differ cross the network in
+full. On MariaDB/MySQL the hashing runs in SQL; on SQLite in Python. Both
+nodes of a cluster use the same kind of database, so the two sides always
+hash the same way.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import Table, func, literal_column, select
+from sqlalchemy import Table, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 
 from ezpyr.meta import replicated_tables
 from ezpyr.replication.rows import encode_row
 
-# Rows per chunk this node asks the other node to hash (ezpyr.verify.chunk_rows).
-DEFAULT_CHUNK_ROWS = 10_000
+# Rows per page this node asks the other node to hash (ezpyr.verify.chunk_rows).
+DEFAULT_CHUNK_ROWS = 50_000
+# A differing page of more rows than this is cut into at most MAX_SPLITS
+# parts, checksummed in one request, before rows are compared one by one.
+SPLIT_ROWS = 1000
+MAX_SPLITS = 64
 # The most rows one request may ask a node to hash or list.
 MAX_PAGE_ROWS = 100_000
 # Seconds one verify request to the other node may take (ezpyr.verify.timeout).
@@ -60,15 +66,30 @@ def _is_mysql(connection: Connection) -> bool:
     return connection.dialect.name in ("mysql", "mariadb")
 
 
-def _sql_row_hash(connection: Connection, table: Table) -> str:
-    """SQL for one row's hash (16 hex digits of MD5) over every column, NULL-safe."""
+def _sql_row_text(connection: Connection, table: Table) -> str:
+    """SQL for one row as text: every column in hex, NULL-safe, unambiguous."""
     quote = connection.dialect.identifier_preparer.quote
     parts = [f"IFNULL(HEX({quote(c.name)}), '-')" for c in table.columns]
-    return f"LEFT(MD5(CONCAT_WS('|', {', '.join(parts)})), 16)"
+    return f"CONCAT_WS('|', {', '.join(parts)})"
+
+
+def _sql_row_hash(connection: Connection, table: Table) -> str:
+    """SQL for one row's hash: 16 hex digits of MD5 (names a changed row)."""
+    return f"LEFT(MD5({_sql_row_text(connection, table)}), 16)"
+
+
+def _sql_row_crc(connection: Connection, table: Table) -> str:
+    """SQL for one row's CRC32, which page checksums XOR together (the
+    function pt-table-checksum uses: cheaper than MD5 by half)."""
+    return f"CRC32({_sql_row_text(connection, table)})"
+
+
+def _py_row_text(table: Table, row: dict) -> bytes:
+    return json.dumps(encode_row(table, row), sort_keys=True).encode()
 
 
 def _py_row_hash(table: Table, row: dict) -> str:
-    return hashlib.md5(json.dumps(encode_row(table, row), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.md5(_py_row_text(table, row)).hexdigest()[:16]
 
 
 def _in_range(table: Table, after: str | None, upto: str | None) -> list:
@@ -97,19 +118,52 @@ def checksum_page(connection: Connection, table: Table, after: str | None, upto:
     """Row count and checksum of the first ``limit`` rows of the range (one
     pass): {"upto": the key it stopped at, "count", "checksum"}."""
     if _is_mysql(connection):
-        page = _page(table, [table.c.id, literal_column(_sql_row_hash(connection, table)).label("h")],
+        page = _page(table, [table.c.id, literal_column(_sql_row_crc(connection, table)).label("crc")],
                      after, upto, limit).subquery("page")
         count, checksum, last = connection.execute(select(
-            func.count(), literal_column("BIT_XOR(CAST(CONV(page.h, 16, 10) AS UNSIGNED))"),
-            func.max(page.c.id))).one()
+            func.count(), literal_column("BIT_XOR(page.crc)"), func.max(page.c.id))).one()
         count, checksum = int(count), int(checksum or 0)
     else:
         count, checksum, last = 0, 0, None
         for row in connection.execute(_page(table, [table], after, upto, limit)).mappings():
             count += 1
-            checksum ^= int(_py_row_hash(table, dict(row)), 16)
+            checksum ^= zlib.crc32(_py_row_text(table, dict(row)))
             last = row["id"]
-    return {"upto": _stopped(count, last, upto, limit), "count": count, "checksum": f"{checksum:016x}"}
+    return {"upto": _stopped(count, last, upto, limit), "count": count, "checksum": f"{checksum:08x}"}
+
+
+def split_checksums(connection: Connection, table: Table, after: str | None, upto: str | None,
+                    splits: list[str], limit: int) -> dict:
+    """Row count and checksum of each part (after, s1], (s1, s2] … (sk, upto]
+    of the first ``limit`` rows of the range, in one pass: {"upto": the key
+    it stopped at, "parts": [[count, checksum], …]}."""
+    counts, checksums, last = [0] * (len(splits) + 1), [0] * (len(splits) + 1), None
+    if _is_mysql(connection):
+        part = case(*[(table.c.id <= key, n) for n, key in enumerate(splits)], else_=len(splits))
+        page = _page(table, [table.c.id, literal_column(_sql_row_crc(connection, table)).label("crc"),
+                             part.label("part")], after, upto, limit).subquery("page")
+        for n, count, checksum, part_last in connection.execute(
+                select(page.c.part, func.count(), literal_column("BIT_XOR(page.crc)"),
+                       func.max(page.c.id)).group_by(page.c.part).order_by(page.c.part)):
+            counts[n], checksums[n], last = int(count), int(checksum or 0), part_last
+    else:
+        for row in connection.execute(_page(table, [table], after, upto, limit)).mappings():
+            n = bisect.bisect_left(splits, row["id"])
+            counts[n] += 1
+            checksums[n] ^= zlib.crc32(_py_row_text(table, dict(row)))
+            last = row["id"]
+    return {"upto": _stopped(sum(counts), last, upto, limit),
+            "parts": [[count, f"{checksum:08x}"] for count, checksum in zip(counts, checksums)]}
+
+
+def every_nth_key(connection: Connection, table: Table, after: str | None, upto: str | None,
+                  step: int, most: int) -> list[str]:
+    """Every ``step``-th key of the range (at most ``most`` of them), below ``upto``."""
+    numbered = select(table.c.id, func.row_number().over(order_by=table.c.id).label("n")).where(
+        *_in_range(table, after, upto)).subquery("numbered")
+    keys = connection.execute(select(numbered.c.id).where(numbered.c.n % step == 0)
+                              .order_by(numbered.c.id).limit(most)).scalars().all()
+    return [key for key in keys if upto is None or key < upto]
 
 
 def row_hash_page(connection: Connection, table: Table, after: str | None, upto: str | None,
@@ -156,7 +210,8 @@ class Peer:
     """What verify needs of the other node (the cluster client, or another
     connection in tests and benchmarks). Each call does bounded work."""
 
-    def checksum(self, table: str, after: str | None, upto: str | None, limit: int) -> dict: ...
+    def checksum(self, table: str, after: str | None, upto: str | None, limit: int,
+                 splits: list[str] | None = None) -> dict: ...
     def row_hashes(self, table: str, after: str | None, upto: str | None, limit: int) -> dict: ...
     def rows(self, table: str, ids: list[str]) -> dict: ...
     def provenance(self, table: str, ids: list[str]) -> dict: ...
@@ -166,7 +221,9 @@ class LocalPeer(Peer):
     def __init__(self, connection: Connection):
         self.connection = connection
 
-    def checksum(self, table, after, upto, limit):
+    def checksum(self, table, after, upto, limit, splits=None):
+        if splits is not None:
+            return split_checksums(self.connection, tables_by_name()[table], after, upto, splits, limit)
         return checksum_page(self.connection, tables_by_name()[table], after, upto, limit)
 
     def row_hashes(self, table, after, upto, limit):
@@ -221,8 +278,35 @@ def _differing_ids(connection, peer, other_node, table, after, upto, limit):
         after = end
 
 
+def _differing_in_page(connection, peer, other_node, table, after, upto, limit, rows_here,
+                       split_rows):
+    """The keys of the rows that differ in a differing page: a page of more
+    than ``split_rows`` rows is first cut into parts, checksummed by both
+    nodes in one request each, and only the differing parts are compared
+    row by row."""
+    if rows_here <= split_rows:
+        yield from _differing_ids(connection, peer, other_node, table, after, upto, limit)
+        return
+    step = -(-rows_here // MAX_SPLITS)
+    splits = every_nth_key(connection, table, after, upto, step, MAX_SPLITS)
+    asked = other_node.submit(peer.checksum, table.name, after, upto, limit, splits)
+    here = split_checksums(connection, table, after, upto, splits, limit)
+    theirs = asked.result()
+    parts = theirs.get("parts")
+    if _stopped_at(theirs, after, upto) != upto or not isinstance(parts, list) or len(parts) != len(
+            here["parts"]):  # the other node holds more rows here than a page: row by row
+        yield from _differing_ids(connection, peer, other_node, table, after, upto, limit)
+        return
+    bounds = [after, *splits, upto]
+    for n, (mine, their) in enumerate(zip(here["parts"], parts)):
+        if mine != their:
+            yield from _differing_ids(connection, peer, other_node, table, bounds[n], bounds[n + 1],
+                                      limit)
+
+
 def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int = 1000,
-           with_provenance: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[TableReport]:
+           with_provenance: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+           split_rows: int = SPLIT_ROWS) -> list[TableReport]:
     """Compare every replicated table here with the peer's, ``chunk_rows``
     rows at a time. At most ``max_rows`` differing rows per table are
     fetched in full. ``progress(done, total, message)`` counts the rows of
@@ -252,7 +336,8 @@ def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int =
                 report.rows_here += mine["count"]
                 report.rows_there += int(theirs["count"])
                 if (mine["count"], mine["checksum"]) != (int(theirs["count"]), theirs["checksum"]):
-                    for row_id in _differing_ids(connection, peer, other_node, table, after, end, limit):
+                    for row_id in _differing_in_page(connection, peer, other_node, table, after, end,
+                                                     limit, mine["count"], split_rows):
                         if len(shown) < max_rows:
                             shown.append(row_id)
                         else:

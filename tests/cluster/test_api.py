@@ -105,7 +105,7 @@ def test_verify_pages_hash_at_most_limit_rows_and_say_where_they_stopped(testapp
     ids = sorted(g.id for g in dbsession.query(UserGroup))
     first = post_signed(testapp, "/cluster/api/checksums",
                         {"table": "user_groups", "after": None, "upto": None, "limit": 10}).json
-    assert first["count"] == 10 and first["upto"] == ids[9] and len(first["checksum"]) == 16
+    assert first["count"] == 10 and first["upto"] == ids[9] and len(first["checksum"]) == 8
     rest = post_signed(testapp, "/cluster/api/checksums",
                        {"table": "user_groups", "after": ids[9], "upto": None, "limit": 100}).json
     assert rest["count"] == 20 and rest["upto"] is None
@@ -115,6 +115,10 @@ def test_verify_pages_hash_at_most_limit_rows_and_say_where_they_stopped(testapp
     whole = post_signed(testapp, "/cluster/api/row-hashes",
                         {"table": "user_groups", "after": ids[4], "upto": ids[20], "limit": 50}).json
     assert whole["upto"] == ids[20] and sorted(whole["rows"]) == ids[5:21]
+    parts = post_signed(testapp, "/cluster/api/checksums",
+                        {"table": "user_groups", "after": ids[4], "upto": ids[20], "limit": 50,
+                         "splits": [ids[7], ids[8], ids[15]]}).json
+    assert parts["upto"] == ids[20] and [n for n, _ in parts["parts"]] == [3, 1, 7, 5]
 
 
 def test_verify_requests_with_bad_bodies_are_refused_with_400(testapp, peer):
@@ -123,9 +127,11 @@ def test_verify_requests_with_bad_bodies_are_refused_with_400(testapp, peer):
                  {**page, "table": {"a": 1}}, {**page, "table": ["user_groups"]},
                  {**page, "limit": "10"}, {**page, "limit": 0}, {**page, "limit": 10**9},
                  {**page, "limit": True}, {**page, "limit": 2.5}, {**page, "after": 5},
-                 {**page, "upto": ["x"]}, {**page, "after": "x" * 100}]
+                 {**page, "upto": ["x"]}, {**page, "after": "x" * 100}, {**page, "splits": "a"},
+                 {**page, "splits": [1]}, {**page, "splits": ["b", "a"]}, {**page, "splits": ["a"] * 65},
+                 {**page, "after": "m", "splits": ["a"]}, {**page, "upto": "m", "splits": ["z"]}]
     for path in ("/cluster/api/checksums", "/cluster/api/row-hashes"):
-        for body in bad_pages:
+        for body in bad_pages if path.endswith("checksums") else bad_pages[:15]:
             res = post_signed(testapp, path, body, status=400)
             assert res.json["error"], (path, body)
     bad_ids = [{"table": "user_groups", "ids": "abc"}, {"table": "user_groups", "ids": [1]},

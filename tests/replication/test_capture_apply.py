@@ -241,8 +241,8 @@ def test_cluster_bookkeeping_is_never_captured(nodes):
     assert master.outbox() == []
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 3, 1000])
-def test_verify_in_small_pages_realigns_after_rows_only_on_either_side(nodes, chunk_rows):
+@pytest.mark.parametrize("chunk_rows, split_rows", [(1, 1000), (3, 1000), (1000, 1000), (20, 4), (1000, 2)])
+def test_verify_in_small_pages_realigns_after_rows_only_on_either_side(nodes, chunk_rows, split_rows):
     from ezpyr.meta import utcnow
     from ezpyr.replication.verify import LocalPeer, verify
     master, slave = nodes
@@ -262,6 +262,7 @@ def test_verify_in_small_pages_realigns_after_rows_only_on_either_side(nodes, ch
     with slave.engine.begin() as conn:
         conn.execute(groups.update().where(groups.c.id == ids[29]).values(description="drift"))
     with master.engine.connect() as a, slave.engine.connect() as b:
-        ug = {r.table: r for r in verify(a, LocalPeer(b), chunk_rows=chunk_rows)}["user_groups"]
+        ug = {r.table: r for r in verify(a, LocalPeer(b), chunk_rows=chunk_rows,
+                                         split_rows=split_rows)}["user_groups"]
     assert (ug.rows_here, ug.rows_there) == (38, 35)
     assert [d["id"] for d in ug.differing] == sorted(here_only + there_only + [ids[29]])
