@@ -37,6 +37,8 @@ ezpyr.node_address = 127.0.0.1:{port}
 ezpyr.secret_key_file = {secret_key_file}
 ezpyr.session_secret_file = {dir}/session.key
 ezpyr.broker_url = {broker_url}
+ezpyr.worker.probe_interval = 0.5
+ezpyr.broker_heartbeat = {heartbeat}
 {argon2}
 
 [alembic]
@@ -82,7 +84,7 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message
 
 class ClusterNode:
     def __init__(self, workdir: Path, name: str, backend: str, tmp_path_factory, secret_key_file: Path,
-                 secondary_of: str | None = None):
+                 secondary_of: str | None = None, broker: str | None = None, heartbeat: float = 10):
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.name = name
@@ -90,11 +92,11 @@ class ClusterNode:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.db_url = new_database(backend, tmp_path_factory)
-        self.broker_url = broker_url(backend, self.dir)
+        self.broker_url = broker or broker_url(backend, self.dir)
         self.ini = self.dir / f"{name}.ini"
         self.ini.write_text(INI.format(
             db_url=self.db_url.replace("%", "%%"), name=name, port=self.port, dir=self.dir,
-            secret_key_file=secret_key_file, broker_url=self.broker_url, root=ROOT,
+            secret_key_file=secret_key_file, broker_url=self.broker_url, root=ROOT, heartbeat=heartbeat,
             argon2="\n".join(f"{k} = {v}" for k, v in CHEAP_ARGON2.items()),
         ))
         self.panel = None

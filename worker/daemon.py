@@ -47,10 +47,15 @@ def main(argv=None):
     if not broker_url:
         print("ezpyr-worker: ezpyr.broker_url is not set in the config", file=sys.stderr)
         return 1
+    settings = env.settings
+    heartbeat = settings.get("ezpyr.broker_heartbeat")
     worker = NodeWorker(
         env.engine, broker_url, env.secret_box,
-        keep_days=float(env.settings.get("ezpyr.outbox.keep_days", 7)),
-        keep_rows=int(env.settings.get("ezpyr.outbox.keep_rows", 100_000)),
+        probe_interval=float(settings.get("ezpyr.worker.probe_interval", 2.0)),
+        safety_interval=float(settings.get("ezpyr.worker.safety_interval", 5.0)),
+        heartbeat=float(heartbeat) if heartbeat else None,
+        keep_days=float(settings.get("ezpyr.outbox.keep_days", 7)),
+        keep_rows=int(settings.get("ezpyr.outbox.keep_rows", 100_000)),
     )
     stop = []
 
@@ -67,10 +72,10 @@ def main(argv=None):
         print("ezpyr-worker: replication is not configured on this node yet (no other node); "
               "changes are kept in the outbox until one is added "
               f"(see ezpyr-cluster {args.config} status)", flush=True)
-    while not worker.stop_event.wait(1.0):
-        pass
+    worker.stop_event.wait()
     worker.stop()
     env.close()
+    log.info("worker stopped")
     return 0
 
 

@@ -1,57 +1,73 @@
-"""One node's worker: three loops over this node's database.
+"""One node's worker: two long-lived loops and a supervisor.
 
-* relay:     this node's outbox → this node's broker (every few ms);
-* applier:   the peer's broker → this node's database (blocks on the queue);
-* heartbeat: once a second, the peer's status over the cluster API, the
-             depth of the peer's queue here, and the lag; recorded in
-             ``cluster_peer`` for the panel to read.
+* relay (``worker.relay.RelayLoop``): this node's outbox → this node's
+  broker; sleeps until a commit wakes it;
+* applier (``worker.applier.Applier``): the other node's broker → this
+  node's database; a kombu consumer, started and stopped by the supervisor;
+* status (this module): every ``probe_interval`` seconds, asks the other
+  node for its status over the cluster API, settles roles, and records in
+  one transaction what the panel shows: the worker's own heartbeat, what
+  the relay and the applier are doing, backlog and lag.
 
-When the admin disconnects the peer, the applier and the heartbeat stop
-touching the peer; the relay keeps queuing this node's changes.
+When the admin disconnects the other node, the relay holds changes back
+(they wait in the outbox), the applier stops, and the other node is not
+probed; Connect resumes all three.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
-from ezpyr.cluster.models import ClusterPeer
-from ezpyr.cluster.roles import declare_split_brain, meet
+from ezpyr.cluster.models import ClusterPeer, WorkerState
+from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
 from ezpyr.cluster.services import vector_from_json, vector_to_json
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import applied_seq, version_vector
-from ezpyr.replication.broker import connect, queue_depth
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.outbox import prune, unsent_count
 from ezpyr.secretbox import SecretBox
-from worker.applier import Applier
-from worker.relay import Relay
+from worker.applier import Applier, BatchReport, DatabaseTrouble
+from worker.relay import RelayLoop
 
 log = logging.getLogger(__name__)
 PEER = ClusterPeer.__table__
+WORKER = WorkerState.__table__
+PRUNE_INTERVAL = 60.0
+PAUSE_RETRY = 30.0  # a paused applier (newer schema) looks again after this long
 
 
 class NodeWorker:
     def __init__(self, engine: Engine, broker_url: str, secret_box: SecretBox, *,
-                 relay_interval: float = 0.005, heartbeat_interval: float = 1.0,
-                 keep_days: float = 7.0, keep_rows: int = 100_000):
+                 probe_interval: float = 2.0, heartbeat: float | None = None,
+                 safety_interval: float = 5.0, keep_days: float = 7.0, keep_rows: int = 100_000):
         self.engine = engine
         self.broker_url = broker_url
         self.secret_box = secret_box
-        self.relay_interval = relay_interval
-        self.heartbeat_interval = heartbeat_interval
+        self.probe_interval = probe_interval
+        self.heartbeat = heartbeat  # AMQP heartbeat seconds (None: the default)
+        self.safety_interval = safety_interval
         self.keep_days = keep_days
         self.keep_rows = keep_rows
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.relay: RelayLoop | None = None
+        self.applier: Applier | None = None
+        self._applier_thread: threading.Thread | None = None
+        self._applier_key = None
+        self._applier_error = ""
         self._resend_asked: dict[tuple, float] = {}
-        self.paused_reason = ""  # set by the applier, shown by the heartbeat
+        self._next_prune = 0.0
+        self.paused_reason = ""  # set by the applier, shown by the status loop
+        self._paused_until = 0.0
+        self.node_id = ""
 
     # -- reading this node's state ----------------------------------------
     def _node_and_peer(self):
@@ -60,78 +76,74 @@ class NodeWorker:
             peer = conn.execute(select(PEER)).mappings().first()
         return node, peer
 
-    def _record(self, peer_id: str, **values) -> None:
-        values["updated_at"] = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(update(PEER).where(PEER.c.id == peer_id).values(**values))
+    def _relay_peer(self) -> tuple[str | None, bool]:
+        """For the relay, on each wake-up: the other node's id, and whether
+        shipping to it is paused (Disconnect)."""
+        with self.engine.connect() as conn:
+            peer = conn.execute(select(PEER.c.id, PEER.c.link)).first()
+        if peer is None:
+            return None, False
+        return peer.id, peer.link == "disconnected"
 
     def _client(self, node, peer) -> ClusterClient:
         return ClusterClient(peer["address"], node["id"],
                              self.secret_box.decrypt(peer["secret_encrypted"]))
 
-    # -- loops -------------------------------------------------------------
-    def _relay_loop(self):
-        relay, relay_peer = None, None
-        while not self.stop_event.is_set():
-            try:
-                _, peer = self._node_and_peer()
-                if peer is None:
-                    self.stop_event.wait(0.5)
-                    continue
-                if relay is None or relay_peer != peer["id"]:
-                    if relay is not None:
-                        relay.close()
-                    relay, relay_peer = Relay(self.engine, self.broker_url, peer["id"]), peer["id"]
-                if relay.run_once() == 0:
-                    self.stop_event.wait(self.relay_interval)
-            except Exception as error:  # noqa: BLE001 - keep relaying after broker trouble
-                log.warning("relay: %s", error)
-                if relay is not None:
-                    relay.close()
-                self.stop_event.wait(1.0)
+    # -- the applier, run and watched -------------------------------------------
+    def _applier_wanted(self, peer) -> bool:
+        return (peer is not None and peer["link"] != "disconnected"
+                and not peer["split_brain_since"] and time.monotonic() >= self._paused_until)
 
-    def _apply_loop(self):
-        applier, applier_key = None, None
-        while not self.stop_event.is_set():
-            try:
-                node, peer = self._node_and_peer()
-                if peer is None or peer["link"] == "disconnected" or peer["split_brain_since"]:
-                    if applier is not None:
-                        applier.close()
-                        applier = None
-                    self.stop_event.wait(0.5)
-                    continue
-                key = (peer["id"], peer["broker_url"])
-                if applier is None or applier_key != key:
-                    if applier is not None:
-                        applier.close()
-                    applier, applier_key = Applier(self.engine, peer["broker_url"], node["id"]), key
-                applier.receive(timeout=0.05)
-                report = applier.apply_pending()
-                if report.paused:
-                    self.paused_reason = report.paused
-                    self._record(peer["id"], applier_state=f"paused: {report.paused}")
-                    applier.close()
-                    applier = None
-                    self.stop_event.wait(5.0)
-                    continue
-                if report.conflict:
-                    with self.engine.begin() as conn:
-                        outcome = declare_split_brain(conn, report.conflict, report.conflict_epoch or None)
-                    log.warning("cluster: %s", outcome)
-                    applier.close()
-                    applier = None
-                    continue
-                if report.applied:
-                    self.paused_reason = ""
-                if report.gap_from:
-                    self._ask_resend(node, peer, *report.gap_from)
-            except Exception as error:  # noqa: BLE001 - reconnect after broker trouble
-                log.warning("applier: %s", error)
-                if applier is not None:
-                    applier.close()
-                    applier = None
-                self.stop_event.wait(1.0)
+    def _manage_applier(self, node, peer) -> None:
+        running = self._applier_thread is not None and self._applier_thread.is_alive()
+        key = (peer["id"], peer["broker_url"]) if peer is not None else None
+        if running and (not self._applier_wanted(peer) or key != self._applier_key):
+            self._stop_applier()
+            running = False
+        if not running and self._applier_wanted(peer) and not self.stop_event.is_set():
+            if self.applier is not None:
+                self.applier.connection.release()
+            self.applier = Applier(self.engine, peer["broker_url"], node["id"],
+                                   heartbeat=self.heartbeat,
+                                   on_report=lambda report: self._on_report(node, peer, report))
+            self._applier_key = key
+            self._applier_thread = threading.Thread(target=self._run_applier, args=(self.applier,),
+                                                    name="applier", daemon=True)
+            self._applier_thread.start()
+
+    def _stop_applier(self, timeout: float = 10.0) -> None:
+        if self.applier is not None:
+            self.applier.should_stop = True
+        if self._applier_thread is not None:
+            self._applier_thread.join(timeout)
+            self._applier_thread = None
+
+    def _run_applier(self, applier: Applier) -> None:
+        try:
+            applier.run()
+            self._applier_error = ""
+        except DatabaseTrouble as error:
+            self._applier_error = f"{error} (retrying)"
+            log.warning("applier: %s", error)
+        except Exception as error:  # noqa: BLE001 - reported; the supervisor starts it again
+            self._applier_error = f"stopped after an unexpected error ({type(error).__name__}); restarting"
+            log.exception("applier stopped")
+        finally:
+            applier.connection.release()
+
+    def _on_report(self, node, peer, report: BatchReport) -> None:
+        if report.paused:
+            self.paused_reason = report.paused
+            self._paused_until = time.monotonic() + PAUSE_RETRY
+            log.warning("applier paused: %s", report.paused)
+        elif report.conflict:
+            with self.engine.begin() as conn:
+                outcome = declare_split_brain(conn, report.conflict, report.conflict_epoch or None)
+            log.warning("cluster: %s", outcome)
+        elif report.applied:
+            self.paused_reason = ""
+        if report.gap_from:
+            self._ask_resend(node, peer, *report.gap_from)
 
     def _ask_resend(self, node, peer, origin, epoch, seq):
         key = (origin, epoch, seq)
@@ -143,29 +155,61 @@ class NodeWorker:
             answer = self._client(node, peer).resend(origin, epoch, seq)
             log.info("asked %s to resend %s:%s from %s: %s", peer["address"], origin, epoch, seq, answer)
         except PeerRefused as error:
-            self._record(peer["id"], applier_state=f"needs a full resync: {error.message}")
+            with self.engine.begin() as conn:
+                conn.execute(update(PEER).values(
+                    applier_state=f"needs a full resync: {error.message}", updated_at=utcnow()))
         except PeerUnreachable as error:
             log.info("resend request failed: %s", error)
 
-    def _heartbeat_loop(self):
+    # -- the status loop -----------------------------------------------------
+    def _status_loop(self):
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
-                self.heartbeat_once()
-            except Exception as error:  # noqa: BLE001
-                log.warning("heartbeat: %s", error)
-            self.stop_event.wait(max(0.05, self.heartbeat_interval - (time.monotonic() - started)))
+                self.status_once()
+            except Exception as error:  # noqa: BLE001 - this node's database, most likely
+                log.warning("status: %s", error)
+            self.stop_event.wait(max(0.05, self.probe_interval - (time.monotonic() - started)))
 
-    def heartbeat_once(self) -> None:
+    def status_once(self) -> None:
         node, peer = self._node_and_peer()
-        if peer is None:
-            return
+        self._manage_applier(node, peer)
         values = {}
-        try:
-            with connect(self.broker_url) as broker:
-                _, values["queue_consumers"] = queue_depth(broker, peer["id"])
-        except Exception as error:  # noqa: BLE001 - the local broker is down
-            values["last_error"] = f"this node's broker: {error}"
+        if peer is not None:
+            values = self._probe(node, peer)
+            # the peer row as the probe may have changed it (split-brain, role)
+            node, peer = self._node_and_peer()
+            self._manage_applier(node, peer)
+            values["applier_state"] = self._applier_words(peer, values.pop("catching_up", None))
+            values["updated_at"] = utcnow()
+        now = utcnow()
+        relay_state = self.relay.state if self.relay else "not started"
+        with self.engine.begin() as conn:
+            if values:
+                conn.execute(update(PEER).where(PEER.c.id == peer["id"]).values(**values))
+            done = conn.execute(update(WORKER).where(WORKER.c.id == 1).values(
+                pid=os.getpid(), heartbeat_at=now, stopped_at=None, relay_state=relay_state))
+            if done.rowcount == 0:
+                conn.execute(insert(WORKER).values(id=1, pid=os.getpid(), started_at=now,
+                                                   heartbeat_at=now, relay_state=relay_state))
+
+    def _applier_words(self, peer, catching_up: str | None) -> str:
+        if peer["split_brain_since"]:
+            return "stopped: split-brain (resolve it to resume)"
+        if self.paused_reason and time.monotonic() < self._paused_until + self.probe_interval:
+            return f"paused: {self.paused_reason}"
+        if peer["link"] == "disconnected":
+            return "paused: disconnected by an admin"
+        if self._applier_error:
+            return self._applier_error
+        state = self.applier.state if self.applier is not None else "starting"
+        return f"{state}; {catching_up}" if catching_up else state
+
+    def _probe(self, node, peer) -> dict:
+        """Ask the other node how it is; settle roles; measure backlog and
+        lag. Returns the peer row's new values."""
+        values = {"queue_consumers": -1 if self.relay is None or self.relay.queue_consumers is None
+                  else self.relay.queue_consumers}
         peer_vector = vector_from_json(json.loads(peer["peer_vector"] or "{}"))
         if peer["link"] != "disconnected":
             with self.engine.connect() as conn:
@@ -179,25 +223,23 @@ class NodeWorker:
                 with self.engine.begin() as conn:
                     outcome = meet(conn, mine, status)
                 if outcome:
-                    log.warning("cluster: %s", outcome)
+                    log.warning("cluster: %s", outcome.message)
                 values.update(
-                    reachable=True, last_heartbeat_at=utcnow(), last_error=values.get("last_error", ""),
+                    reachable=True, last_heartbeat_at=utcnow(), last_error="",
                     role=status.get("role", peer["role"]), epoch=int(status.get("epoch", peer["epoch"])),
                     name=status.get("name", peer["name"]),
                     peer_vector=json.dumps(vector_to_json(peer_vector)),
                 )
-                with self.engine.begin() as conn:
-                    prune(conn, {k: v for k, v in peer_vector.items() if k[0] == node["id"]},
-                          keep_days=self.keep_days, keep_rows=self.keep_rows)
-                if outcome and outcome.startswith("split-brain") or peer["split_brain_since"]:
-                    state = "stopped: split-brain (resolve it to resume)"
-                else:
-                    state = self._catch_up_tail(node, peer, peer_vector)
-                values["applier_state"] = (f"paused: {self.paused_reason}" if self.paused_reason
-                                           else state)
+                if time.monotonic() >= self._next_prune:
+                    with self.engine.begin() as conn:
+                        prune(conn, {k: v for k, v in peer_vector.items() if k[0] == node["id"]},
+                              keep_days=self.keep_days, keep_rows=self.keep_rows)
+                    self._next_prune = time.monotonic() + PRUNE_INTERVAL
+                if outcome.kind is not Meeting.SPLIT_BRAIN and not peer["split_brain_since"]:
+                    values["catching_up"] = self._catch_up_tail(node, peer, peer_vector)
         values.update(self._backlog(node, peer_vector))
         values["lag_seconds"] = self._lag(node, peer_vector)
-        self._record(peer["id"], **values)
+        return values
 
     def _backlog(self, node, peer_vector) -> dict:
         """Changes of this node's streams the peer has not applied, by the
@@ -236,16 +278,31 @@ class NodeWorker:
                 self._resend_asked[("tail",) + stream] = time.monotonic()
             return f"catching up: {theirs - mine} change(s) behind the other node"
         self._resend_asked.pop(("tail",) + stream, None)
-        return "running"
+        return None
 
     # -- running -------------------------------------------------------------
     def start(self):
-        for target in (self._relay_loop, self._apply_loop, self._heartbeat_loop):
-            thread = threading.Thread(target=target, name=target.__name__.strip("_"), daemon=True)
+        node, _ = self._node_and_peer()
+        self.node_id = node["id"]
+        self.relay = RelayLoop(self.engine, self.broker_url, node["id"], self._relay_peer,
+                               safety_interval=self.safety_interval, heartbeat=self.heartbeat)
+        for name, target in (("relay", self.relay.run), ("status", self._status_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
 
-    def stop(self, timeout: float = 5.0):
+    def stop(self, timeout: float = 10.0):
+        """Stop every loop, requeue what was not applied, close every
+        connection, and record that the worker stopped."""
         self.stop_event.set()
+        if self.relay is not None:
+            self.relay.stop()
+        self._stop_applier(timeout)
         for thread in self.threads:
             thread.join(timeout)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(WORKER).where(WORKER.c.id == 1).values(
+                    stopped_at=utcnow(), relay_state="stopped"))
+        except Exception as error:  # noqa: BLE001 - the database may be what stopped us
+            log.warning("could not record the stop: %s", error)

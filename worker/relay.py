@@ -1,21 +1,31 @@
 """The relay: publishes this node's outbox, in order, to its own broker.
 
-Consecutive entries travel together, up to ``bundle`` of them in one broker
-message, so one confirmation covers many. An entry is marked sent only
-after the broker confirmed it (AMQP publisher
-confirms; the SQLAlchemy transport has stored it when publish returns). A
-crash between publish and mark sends it again, which the peer ignores.
+It keeps one connection to that broker for as long as it runs, and sleeps
+until a commit wakes it (see ``ezpyr.replication.wake``), checking the
+outbox anyway every ``safety_interval`` seconds. Consecutive entries travel
+together, up to ``bundle`` of them in one broker message, so one
+confirmation covers many. An entry is marked sent only after the broker
+confirmed it (AMQP publisher confirms; the SQLAlchemy transport has stored
+it when publish returns). A crash between publish and mark sends it again,
+which the other node ignores.
 """
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 
 from kombu import Producer
+from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.engine import Engine
 
 from ezpyr.replication.apply import ChangeMessage
-from ezpyr.replication.broker import EXCHANGE, changes_queue, connect, is_amqp
+from ezpyr.replication.broker import (
+    EXCHANGE, changes_queue, connect, describe, drop_consumed, is_amqp, queue_depth,
+)
 from ezpyr.replication.outbox import mark_sent, unsent
+from ezpyr.replication.wake import WakeListener, wake_relay
 
 log = logging.getLogger(__name__)
 BUNDLE_BYTES = 4 * 1024 * 1024
@@ -26,22 +36,23 @@ class Unroutable(RuntimeError):
 
 
 class Relay:
+    """Publishing, one step at a time (``run_once``); ``RelayLoop`` runs it."""
+
     def __init__(self, engine: Engine, broker_url: str, peer_id: str, batch: int = 1000,
-                 bundle: int = 200):
+                 bundle: int = 200, heartbeat: float | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.peer_id = peer_id
         self.batch = batch
         self.bundle = bundle  # outbox entries per broker message (one confirm each)
-        self._connection = None
+        self.connection = connect(broker_url, heartbeat=heartbeat)
         self._producer = None
         self._returned = []
 
-    def _ensure(self):
+    def _ensure(self) -> Producer:
         if self._producer is None:
-            self._connection = connect(self.broker_url)
-            self._connection.ensure_connection(max_retries=1)
-            channel = self._connection.channel()
+            self.connection.ensure_connection(max_retries=1)
+            channel = self.connection.default_channel
             on_return = self._on_return if is_amqp(self.broker_url) else None
             self._producer = Producer(channel, exchange=EXCHANGE, on_return=on_return)
             changes_queue(self.peer_id)(channel).declare()
@@ -50,13 +61,18 @@ class Relay:
     def _on_return(self, exception, exchange, routing_key, message):
         self._returned.append(routing_key)
 
-    def close(self):
-        if self._connection is not None:
-            try:
-                self._connection.release()
-            finally:
-                self._connection = None
-                self._producer = None
+    def reset(self) -> None:
+        """Forget the channel after a broker error; the next step reconnects."""
+        self._producer = None
+        self._returned = []
+        try:
+            self.connection.collect()  # drop the dead socket without talking to it
+        except Exception:  # noqa: BLE001 - nothing more to release
+            pass
+
+    def close(self) -> None:
+        self._producer = None
+        self.connection.release()
 
     def _bundles(self, rows):
         """Consecutive entries, at most ``bundle`` of them and about
@@ -77,24 +93,140 @@ class Relay:
             rows = unsent(conn, self.batch)
         if not rows:
             return 0
+        producer = self._ensure()
+        sent = []
         try:
-            producer = self._ensure()
-            sent = []
             for part in self._bundles(rows):
                 producer.publish(
                     {"bundle": [ChangeMessage.from_outbox(row).__dict__ for row in part]},
-                    routing_key=self.peer_id,
-                    serializer="json",
-                    delivery_mode=2,
-                    mandatory=True,
-                    retry=False,
+                    routing_key=self.peer_id, serializer="json", delivery_mode=2,
+                    mandatory=True, retry=False,
                 )
                 if self._returned:
                     raise Unroutable(f"the broker had no queue for {self.peer_id}")
                 sent.extend(row.id for row in part)
-        except Exception:
-            self.close()
-            raise
-        with self.engine.begin() as conn:
-            mark_sent(conn, sent)
+        finally:
+            if sent:  # what the broker confirmed is sent, even if a later part failed
+                with self.engine.begin() as conn:
+                    mark_sent(conn, sent)
         return len(sent)
+
+    def queue_depth(self) -> tuple[int, int]:
+        return queue_depth(self._ensure() and self.connection, self.peer_id)
+
+    def drop_consumed(self) -> int:
+        self._ensure()
+        return drop_consumed(self.connection)
+
+
+def _broker_errors(connection) -> tuple:
+    return (connection.recoverable_connection_errors + connection.connection_errors
+            + connection.channel_errors + (KombuOperationalError, Unroutable, OSError))
+
+
+class RelayLoop:
+    """The relay's thread: sleeps until woken, publishes everything unsent,
+    keeps its broker connection alive (heartbeats), measures the queue for
+    the status page, and says what it is doing in ``state``.
+
+    ``peer`` is a callable returning (peer id or None, shipping paused?),
+    read on every wake-up: Disconnect holds changes back here.
+    """
+
+    def __init__(self, engine: Engine, broker_url: str, node_id: str, peer, *,
+                 safety_interval: float = 5.0, heartbeat: float | None = None,
+                 depth_interval: float = 2.0):
+        self.engine = engine
+        self.broker_url = broker_url
+        self.node_id = node_id
+        self.peer = peer
+        self.safety_interval = safety_interval
+        self.heartbeat = heartbeat
+        self.depth_interval = depth_interval
+        self.stop_event = threading.Event()
+        self.wake = WakeListener(node_id)
+        self.state = "starting"
+        self.queue_consumers: int | None = None  # last measured; None = unknown
+        self.published = 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        wake_relay(self.node_id)
+
+    def run(self) -> None:
+        relay, failures = None, 0
+        next_depth = next_cleanup = 0.0
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    peer_id, paused = self.peer()
+                except Exception as error:  # noqa: BLE001 - this node's database is down
+                    self.state = f"waiting: cannot read this node's database ({type(error).__name__})"
+                    self.stop_event.wait(min(30.0, 2.0 ** failures))
+                    failures += 1
+                    continue
+                if peer_id is None:
+                    self.state = "idle: no other node yet (changes are kept in the outbox)"
+                    self._sleep(relay)
+                    continue
+                if relay is None or relay.peer_id != peer_id:
+                    if relay is not None:
+                        relay.close()
+                    relay = Relay(self.engine, self.broker_url, peer_id, heartbeat=self.heartbeat)
+                try:
+                    now = time.monotonic()
+                    if now >= next_depth:
+                        _, self.queue_consumers = relay.queue_depth()
+                        next_depth = now + self.depth_interval
+                    if now >= next_cleanup:
+                        relay.drop_consumed()
+                        next_cleanup = now + 60.0
+                    if paused:
+                        self.state = "paused: disconnected by an admin (changes are kept here until Connect)"
+                        self._sleep(relay)
+                        continue
+                    while not self.stop_event.is_set():
+                        count = relay.run_once()
+                        self.published += count
+                        if count == 0:
+                            break
+                        self.state = "publishing"
+                    failures = 0
+                    self.state = "connected to this node's broker"
+                    self._sleep(relay)
+                except _broker_errors(relay.connection) as error:
+                    self._failed(relay, error, failures)
+                    failures += 1
+                except Exception as error:  # noqa: BLE001 - this node's database, most likely
+                    self.state = f"retrying: {type(error).__name__} while reading the outbox"
+                    log.warning("relay: %s", error)
+                    self.stop_event.wait(min(30.0, 2.0 ** failures))
+                    failures += 1
+        finally:
+            if relay is not None:
+                relay.close()
+            self.wake.close()
+
+    def _failed(self, relay: Relay, error: BaseException, failures: int) -> None:
+        delay = min(10.0, 0.5 * 2 ** failures)
+        self.state = f"reconnecting to this node's broker: {describe(error)} (next try in {delay:g} s)"
+        self.queue_consumers = None
+        log.warning("relay: %s (%s); next try in %.1f s", describe(error), type(error).__name__, delay)
+        relay.reset()
+        self.stop_event.wait(delay)
+
+    def _sleep(self, relay: Relay | None) -> None:
+        """Until a commit wakes us, the safety interval passes, or the
+        connection's heartbeat is due (checked twice per heartbeat)."""
+        timeout = self.safety_interval
+        beat = relay.connection.get_heartbeat_interval() if relay and relay._producer else 0
+        if beat:
+            timeout = min(timeout, beat / 2)
+            try:  # read what the broker sent (its heartbeats, confirms) without waiting
+                relay.connection.drain_events(timeout=0)
+            except socket.timeout:
+                pass
+            # a connection silent for two heartbeats raises here (the loop reconnects)
+            relay.connection.heartbeat_check()
+        if timeout > 0 and not self.stop_event.is_set():
+            self.wake.wait(timeout)

@@ -19,6 +19,7 @@ from ezpyr.cluster.roles import demote, handed_over, undemote
 from ezpyr.cluster.setup import SECONDARY, SetupService
 from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
+from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import ResendImpossible, resend_from
 from ezpyr.replication.verify import (
     DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, MAX_SPLITS, checksum_page, row_hash_page, rows_by_id,
@@ -96,6 +97,8 @@ def resend(request):
         count = resend_from(request.dbsession.connection(), origin, epoch, seq)
     except ResendImpossible as error:
         raise ApiError(409, str(error)) from None
+    if count:
+        wake_after_commit(request.dbsession, origin)
     return {"requeued": count}
 
 

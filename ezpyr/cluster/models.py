@@ -69,3 +69,17 @@ class SecondarySetup(Base):
     primary_address: Mapped[str] = mapped_column(String(255))
     setup_key_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WorkerState(Base):
+    """This node's worker as it last reported itself (node-local; one row).
+    A heartbeat older than WORKER_STALE_SECONDS means it is not running."""
+
+    __tablename__ = "worker_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    relay_state: Mapped[str] = mapped_column(Text, default="")

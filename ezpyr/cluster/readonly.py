@@ -106,8 +106,20 @@ def node_banner(request) -> dict | None:
             "writable": node.role in WRITABLE_ROLES}
 
 
+def worker_problem(request) -> str:
+    """What every admin page says when this node's worker does not run
+    (only once the node has another node: before that it has nothing to do)."""
+    from ezpyr.cluster.services import ClusterService
+
+    node = request.this_node
+    if node is None or request.dbsession.scalars(select(ClusterPeer.id)).first() is None:
+        return ""
+    return ClusterService(request.dbsession).worker().problem
+
+
 def includeme(config):
     config.add_view_deriver(readonly_guard)
     config.add_view_deriver(secondary_page, under="readonly_guard")
     config.add_request_method(this_node, reify=True)
     config.add_request_method(node_banner, reify=True)
+    config.add_request_method(worker_problem, reify=True)

@@ -31,6 +31,7 @@ from ezpyr.cluster.snapshot import clear_replicated, load_chunk, read_snapshot, 
 from ezpyr.meta import replicated_tables, utcnow
 from ezpyr.replication.apply import upsert_row, version_vector
 from ezpyr.replication.capture import REPLAYING, record_changes
+from ezpyr.replication.wake import wake_relay
 from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import decode_row, encode_row
 from ezpyr.validation import Invalid
@@ -308,6 +309,7 @@ def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, 
     peer_vector = vector_from_json(client.call("GET", "/cluster/api/status").get("vector", {}))
     with engine.begin() as conn:
         seq = apply_decisions(conn, decisions, peer_vector, actor)
+    wake_relay(node["id"])
     progress(2, 4, "copying the resolved data to the other node")
     try:
         vector = _send_copy(engine, client, progress)

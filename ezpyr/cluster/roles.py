@@ -13,6 +13,7 @@ stream (its id, its epoch). When two nodes compare version vectors:
 """
 from __future__ import annotations
 
+import enum
 import json
 import time
 from dataclasses import dataclass
@@ -213,24 +214,48 @@ def compare(mine: dict, theirs: dict) -> tuple[bool, bool]:
     return i_ahead, they_ahead
 
 
-def meet(conn: Connection, mine: dict, status: dict) -> str | None:
+class Meeting(enum.Enum):
+    """What meeting the other node changed here."""
+
+    NOTHING = "nothing"
+    SPLIT_BRAIN = "split-brain"
+    STEPPED_DOWN = "stepped down"
+
+
+@dataclass
+class MeetOutcome:
+    kind: Meeting
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return self.kind is not Meeting.NOTHING
+
+
+def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> MeetOutcome:
     """Settle roles after seeing the other node's status (its vector read
-    after ``mine``). Returns what changed, for the log."""
-    node = _node(conn, lock=True)
+    after ``mine``). Reads without locking; only when something must
+    change does it lock this node's row and decide again."""
+    node = _node(conn, lock=lock)
     peer = _peer(conn)
     theirs = vector_from_json(status.get("vector", {}))
     their_role, their_epoch = status.get("role"), int(status.get("epoch", 0))
     i_ahead, they_ahead = compare(mine, theirs)
     if peer["split_brain_since"] is not None:
-        return None  # stays until an admin resolves it
-    if i_ahead and they_ahead:
+        return MeetOutcome(Meeting.NOTHING)  # stays until an admin resolves it
+    split = i_ahead and they_ahead
+    step_down = (node["role"] in ("master", DEMOTING) and their_role == "master"
+                 and their_epoch > node["epoch"])
+    if not (split or step_down):
+        return MeetOutcome(Meeting.NOTHING)
+    if not lock:
+        return meet(conn, mine, status, lock=True)
+    if split:
         detail = (f"this node holds {sum(max(0, s - theirs.get(k, 0)) for k, s in mine.items())} change(s) "
                   f"the other lacks, and lacks {sum(max(0, s - mine.get(k, 0)) for k, s in theirs.items())} "
                   "the other holds")
-        return declare_split_brain(conn, detail, their_epoch)
-    if node["role"] in ("master", DEMOTING) and their_role == "master" and their_epoch > node["epoch"]:
-        conn.execute(update(NODE).values(role="slave"))
-        conn.execute(update(PEER).values(role="master", epoch=their_epoch))
-        return (f"the other node is master at epoch {their_epoch}: this node is slave now"
-                + ("; its own newer changes are sent there" if i_ahead else ""))
-    return None
+        return MeetOutcome(Meeting.SPLIT_BRAIN, declare_split_brain(conn, detail, their_epoch))
+    conn.execute(update(NODE).values(role="slave"))
+    conn.execute(update(PEER).values(role="master", epoch=their_epoch))
+    return MeetOutcome(Meeting.STEPPED_DOWN,
+                       f"the other node is master at epoch {their_epoch}: this node is slave now"
+                       + ("; its own newer changes are sent there" if i_ahead else ""))

@@ -11,10 +11,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ezpyr import __version__
-from ezpyr.cluster.models import ApiNonce, ClusterPeer, GrantedHost
+from ezpyr.cluster.models import ApiNonce, ClusterPeer, GrantedHost, WorkerState
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import version_vector
+from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import unsent_count
 from ezpyr.replication.schema import database_revision
 from ezpyr.validation import Invalid
@@ -22,6 +23,8 @@ from ezpyr.validation import Invalid
 BUILD = "1"
 # A peer whose last heartbeat is older than this is shown unreachable.
 HEARTBEAT_STALE_SECONDS = 10
+# This node's worker is taken for stopped when its own heartbeat is older.
+WORKER_STALE_SECONDS = 15
 
 
 def vector_to_json(vector: dict) -> dict[str, int]:
@@ -40,10 +43,11 @@ def vector_from_json(data: dict) -> dict[tuple[str, int], int]:
 class ClusterState:
     node: NodeIdentity
     peer: ClusterPeer | None
-    status: str  # "not configured" | "connected" | "disconnected" | "unreachable"
+    status: str  # "not configured" | "connecting" | "connected" | "disconnected" | "unreachable"
     backlog: int
     lag_seconds: float | None
     heartbeat_age: float | None
+    worker: "WorkerReport"
 
     @property
     def node_state(self) -> str:
@@ -87,7 +91,38 @@ class ClusterState:
             "heartbeat_age_seconds": self.heartbeat_age,
             "applier": peer.applier_state if peer else "",
             "last_error": peer.last_error if peer else "",
+            "worker": self.worker.as_dict(),
         }
+
+
+@dataclass
+class WorkerReport:
+    """This node's worker, as its last heartbeat left it."""
+
+    heartbeat_age: float | None  # None: it never ran
+    stopped: bool
+    relay: str
+
+    @property
+    def running(self) -> bool:
+        return (not self.stopped and self.heartbeat_age is not None
+                and self.heartbeat_age <= WORKER_STALE_SECONDS)
+
+    @property
+    def problem(self) -> str:
+        """Empty while it runs; else what an admin should know."""
+        if self.running:
+            return ""
+        if self.heartbeat_age is None:
+            return "This node's replication worker has never run: start ezpyr-worker."
+        if self.stopped:
+            return "This node's replication worker was stopped: start ezpyr-worker."
+        return (f"This node's replication worker has not reported for {int(self.heartbeat_age)} s: "
+                "it is not running or is stuck; check ezpyr-worker and its log.")
+
+    def as_dict(self) -> dict:
+        return {"running": self.running, "heartbeat_age_seconds": self.heartbeat_age,
+                "relay": self.relay if self.running else "", "problem": self.problem}
 
 
 def check_address(address: str) -> str:
@@ -157,9 +192,13 @@ class ClusterService:
             raise Invalid("No other node is configured.")
         if link not in ("connected", "disconnected"):
             raise Invalid(f"unknown link state {link!r}")
+        if link == "connected" and peer.link != "connected":
+            # "connecting" until the worker's first probe answers or fails
+            peer.reachable, peer.last_error = False, ""
         peer.link = link
         peer.updated_at = utcnow()
         self.dbsession.flush()
+        wake_after_commit(self.dbsession, self.node().id)  # the relay pauses or resumes at once
         return peer
 
     # -- reading -----------------------------------------------------------
@@ -181,11 +220,19 @@ class ClusterService:
             "time": utcnow().isoformat() + "Z",
         }
 
+    def worker(self) -> WorkerReport:
+        row = self.dbsession.get(WorkerState, 1)
+        if row is None:
+            return WorkerReport(None, False, "")
+        age = max(0.0, (utcnow() - row.heartbeat_at).total_seconds())
+        return WorkerReport(age, row.stopped_at is not None, row.relay_state)
+
     def state(self) -> ClusterState:
         node = self.node()
         peer = self.peer()
+        worker = self.worker()
         if peer is None:
-            return ClusterState(node, None, "not configured", 0, None, None)
+            return ClusterState(node, None, "not configured", 0, None, None, worker)
         age = None
         if peer.last_heartbeat_at is not None:
             age = max(0.0, (utcnow() - peer.last_heartbeat_at).total_seconds())
@@ -193,11 +240,13 @@ class ClusterService:
             status = "disconnected"
         elif peer.reachable and age is not None and age <= HEARTBEAT_STALE_SECONDS:
             status = "connected"
+        elif not peer.reachable and not peer.last_error and worker.running:
+            status = "connecting"  # no probe has answered or failed since Add or Connect
         else:
             status = "unreachable"
         # both halves as the worker last measured them, at the same moment
         backlog = peer.backlog_unsent + peer.backlog_queued
-        return ClusterState(node, peer, status, backlog, peer.lag_seconds, age)
+        return ClusterState(node, peer, status, backlog, peer.lag_seconds, age, worker)
 
     def peer_vector(self) -> dict:
         peer = self.peer()

@@ -23,8 +23,10 @@ from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import encode_row
 from ezpyr.replication.schema import code_revision
+from ezpyr.replication.wake import wake_relay
 
 CHANGES = "ezpyr.changes"
+WAKE = "ezpyr.wake_relay"  # the node id whose relay to wake once the session commits
 REPLAYING = "ezpyr.replaying"
 ACTOR = "ezpyr.actor"  # a str, or a callable returning one
 SCHEMA_REVISION = "ezpyr.schema_revision"
@@ -119,6 +121,20 @@ def _write_outbox(session: Session) -> None:
         actor = actor()
     insert_entry(connection, node["id"], node["epoch"], seq, changes, actor,
                  session.info.get(SCHEMA_REVISION) or code_revision())
+    session.info[WAKE] = node["id"]
+
+
+def wake_after_commit(session: Session, node_id: str) -> None:
+    """Wake this node's relay once ``session`` commits (for outbox changes
+    made with Core statements, such as a resend)."""
+    session.info[WAKE] = node_id
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relay(session: Session) -> None:
+    node_id = session.info.pop(WAKE, None)
+    if node_id:
+        wake_relay(node_id)
 
 
 def insert_entry(connection, origin: str, epoch: int, seq: int, changes: list, actor: str,
@@ -151,6 +167,7 @@ def record_changes(connection, changes: list, actor: str) -> int:
 @event.listens_for(Session, "after_rollback")
 def _forget_changes(session: Session) -> None:
     session.info.pop(CHANGES, None)
+    session.info.pop(WAKE, None)
 
 
 def next_seq(connection, origin: str, epoch: int) -> int:

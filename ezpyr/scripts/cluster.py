@@ -42,6 +42,8 @@ def print_state(state: dict, as_json: bool) -> None:
         print(f"peer lag:     {'unknown' if lag is None else f'{lag:.1f} s'}")
         age = state["heartbeat_age_seconds"]
         print(f"heartbeat:    {'never' if age is None else f'{age:.0f} s ago'}")
+        worker = state["worker"]
+        print(f"worker:       {'running; sending: ' + worker['relay'] if worker['running'] else worker['problem']}")
         if state["applier"]:
             print(f"replication:  {state['applier']}")
         if state["last_error"]:

@@ -103,9 +103,14 @@ def test_disconnect_stops_probing_and_connect_drains(cluster):
     assert master.cluster("disconnect")["status"] == "disconnected"
     assert slave.cluster("disconnect")["status"] == "disconnected"
     add_groups(master, ["queued1", "queued2"])
-    wait_until(lambda: master.status()["backlog_queued"] == 2, 20)
+    # Disconnect holds the changes back on the master: not even sent to its broker
+    wait_until(lambda: master.status()["backlog_unsent"] == 2, 20)
+    time.sleep(3)  # well past a wake-up: still held back
+    state = master.status()
+    assert (state["backlog"], state["backlog_unsent"], state["backlog_queued"]) == (2, 2, 0)
+    assert "disconnected by an admin" in state["worker"]["relay"]
     assert slave.count(UserGroup) == 0
-    assert master.status()["status"] == "disconnected"
+    assert state["status"] == "disconnected"
     master.cluster("connect")
     slave.cluster("connect")
     wait_until(lambda: slave.count(UserGroup) == 2, 20)
