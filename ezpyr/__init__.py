@@ -10,6 +10,7 @@ def main(global_config, **settings):
     """The panel's WSGI application. Without its key files (before
     ``ezpyr-init CONFIG``) the panel cannot start: pserve says so in one
     line instead of a traceback."""
+    settings.setdefault("ezpyr.config_file", (global_config or {}).get("__file__", ""))
     try:
         return make_app(settings)
     except SecretKeyMissing as error:

@@ -14,12 +14,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.replication.schema import code_revision
+from ezpyr.scripts.failures import one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from worker.node import NodeWorker
 
 log = logging.getLogger("worker")
 
 
+@one_line_errors("ezpyr-worker")
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ezpyr-worker", description=__doc__.splitlines()[0])
     parser.add_argument("config", help="the node's ini file")

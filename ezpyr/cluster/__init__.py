@@ -9,7 +9,7 @@ def includeme(config):
     config.add_route("cluster.api.hello", "/cluster/api/hello")
     config.add_route("cluster.api.status", "/cluster/api/status")
     config.add_route("cluster.api.resend", "/cluster/api/resend")
-    config.add_route("cluster.api.digests", "/cluster/api/digests")
+    config.add_route("cluster.api.checksums", "/cluster/api/checksums")
     config.add_route("cluster.api.row_hashes", "/cluster/api/row-hashes")
     config.add_route("cluster.api.rows", "/cluster/api/rows")
     config.add_route("cluster.api.demote", "/cluster/api/demote")

@@ -21,7 +21,10 @@ from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import ResendImpossible, resend_from
-from ezpyr.replication.verify import bucket_row_hashes, rows_by_id, table_digest, tables_by_name
+from ezpyr.replication.verify import (
+    DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, MAX_SPLITS, checksum_page, row_hash_page, rows_by_id,
+    split_checksums, tables_by_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,34 +113,79 @@ def _json_body(request) -> dict:
 
 
 def _table(name):
-    table = tables_by_name().get(name)
+    table = tables_by_name().get(name) if isinstance(name, str) else None
     if table is None:
         raise ApiError(400, f"{name!r} is not a replicated table")
     return table
 
 
-@api_view(route_name="cluster.api.digests", request_method="POST")
-def digests(request):
+def _key_bound(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not (isinstance(value, str) and len(value) <= 64):
+        raise ApiError(400, f"{name} must be a row key (a string) or null")
+    return value
+
+
+def _page(body: dict):
+    """(table, after, upto, limit) of a verify page request."""
+    table = _table(body.get("table"))
+    limit = body.get("limit", DEFAULT_CHUNK_ROWS)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_ROWS:
+        raise ApiError(400, f"limit must be a whole number from 1 to {MAX_PAGE_ROWS}")
+    return table, _key_bound(body, "after"), _key_bound(body, "upto"), limit
+
+
+def _ids(body: dict, most: int = 5000) -> list[str]:
+    ids = body.get("ids", [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ApiError(400, "ids must be a list of row keys (strings)")
+    if len(ids) > most:
+        raise ApiError(400, f"at most {most} ids per request")
+    return ids
+
+
+def _splits(body: dict, after: str | None, upto: str | None) -> list[str] | None:
+    """The keys a page is cut at, if any: increasing, inside the range."""
+    splits = body.get("splits")
+    if splits is None:
+        return None
+    if not isinstance(splits, list) or len(splits) > MAX_SPLITS or not all(
+            isinstance(key, str) and len(key) <= 64 for key in splits):
+        raise ApiError(400, f"splits must be a list of at most {MAX_SPLITS} row keys (strings)")
+    bounds = ([after] if after is not None else []) + splits + ([upto] if upto is not None else [])
+    if any(low >= high for low, high in zip(bounds, bounds[1:])):
+        raise ApiError(400, "splits must be increasing keys between after and upto")
+    return splits
+
+
+@api_view(route_name="cluster.api.checksums", request_method="POST")
+def checksums(request):
+    """Row count and checksum of at most ``limit`` rows of a key range, or
+    of each part of it when ``splits`` cuts it."""
     authenticate(request)
-    names = _json_body(request).get("tables") or list(tables_by_name())
+    body = _json_body(request)
+    table, after, upto, limit = _page(body)
+    splits = _splits(body, after, upto)
     connection = request.dbsession.connection()
-    return {name: table_digest(connection, _table(name)) for name in names}
+    if splits is not None:
+        return split_checksums(connection, table, after, upto, splits, limit)
+    return checksum_page(connection, table, after, upto, limit)
 
 
 @api_view(route_name="cluster.api.row_hashes", request_method="POST")
 def row_hashes(request):
+    """The hash of each of at most ``limit`` rows of a key range."""
     authenticate(request)
-    body = _json_body(request)
-    buckets = [str(b)[:2] for b in body.get("buckets", [])][:256]
-    return bucket_row_hashes(request.dbsession.connection(), _table(body.get("table")), buckets)
+    table, after, upto, limit = _page(_json_body(request))
+    return row_hash_page(request.dbsession.connection(), table, after, upto, limit)
 
 
 @api_view(route_name="cluster.api.rows", request_method="POST")
 def rows(request):
     authenticate(request)
     body = _json_body(request)
-    ids = [str(i) for i in body.get("ids", [])][:5000]
-    return rows_by_id(request.dbsession.connection(), _table(body.get("table")), ids)
+    table = _table(body.get("table"))
+    return rows_by_id(request.dbsession.connection(), table, _ids(body))
 
 
 # -- setting up a secondary (signed with its one-time setup key) -------------
@@ -253,8 +301,8 @@ def api_handed_over(request):
 def api_provenance(request):
     authenticate(request)
     body = _json_body(request)
-    ids = [str(i) for i in body.get("ids", [])][:5000]
-    return provenance(request.dbsession.connection(), _table(body.get("table")).name, ids)
+    table = _table(body.get("table"))
+    return provenance(request.dbsession.connection(), table.name, _ids(body))
 
 
 @api_view(route_name="cluster.api.backup", request_method="POST")

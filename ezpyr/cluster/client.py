@@ -26,14 +26,15 @@ class ClusterClient:
         self.secret = secret
         self.timeout = timeout
 
-    def call(self, method: str, path: str, payload: dict | None = None) -> dict:
+    def call(self, method: str, path: str, payload: dict | None = None,
+             timeout: float | None = None) -> dict:
         body = json.dumps(payload).encode() if payload is not None else b""
         headers = sign_headers(self.secret, self.node_id, method, path, body)
         headers["Content-Type"] = "application/json"
         request = urllib.request.Request(self.base + path, data=body if method != "GET" else None,
                                          headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             try:
@@ -56,23 +57,35 @@ class ClusterClient:
 
 
 class RemotePeer:
-    """The other node as verify sees it (ezpyr.replication.verify.Peer)."""
+    """The other node as verify sees it (ezpyr.replication.verify.Peer):
+    each call asks for a bounded page of work, with its own timeout."""
 
-    def __init__(self, client: ClusterClient):
+    def __init__(self, client: ClusterClient, timeout: float | None = None):
         self.client = client
+        self.timeout = timeout
 
-    def digests(self, tables):
-        return self.client.call("POST", "/cluster/api/digests", {"tables": tables})
+    def _call(self, path: str, payload: dict) -> dict:
+        return self.client.call("POST", path, payload, timeout=self.timeout)
 
-    def row_hashes(self, table, buckets):
-        return self.client.call("POST", "/cluster/api/row-hashes", {"table": table, "buckets": buckets})
+    def checksum(self, table, after, upto, limit, splits=None):
+        page = {"table": table, "after": after, "upto": upto, "limit": limit}
+        if splits is not None:
+            page["splits"] = splits
+        return self._call("/cluster/api/checksums", page)
+
+    def row_hashes(self, table, after, upto, limit):
+        return self._call("/cluster/api/row-hashes",
+                          {"table": table, "after": after, "upto": upto, "limit": limit})
 
     def provenance(self, table, ids):
-        return self.client.call("POST", "/cluster/api/provenance", {"table": table, "ids": ids})
+        out = {}
+        for start in range(0, len(ids), 1000):
+            out.update(self._call("/cluster/api/provenance",
+                                  {"table": table, "ids": ids[start:start + 1000]}))
+        return out
 
     def rows(self, table, ids):
         out = {}
         for start in range(0, len(ids), 1000):
-            out.update(self.client.call("POST", "/cluster/api/rows",
-                                        {"table": table, "ids": ids[start:start + 1000]}))
+            out.update(self._call("/cluster/api/rows", {"table": table, "ids": ids[start:start + 1000]}))
         return out

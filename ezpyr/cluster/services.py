@@ -17,7 +17,7 @@ from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import version_vector
 from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import unsent_count
-from ezpyr.replication.schema import code_revision
+from ezpyr.replication.schema import database_revision
 from ezpyr.validation import Invalid
 
 BUILD = "1"
@@ -207,9 +207,7 @@ class ClusterService:
 
     def schema_revision(self) -> str:
         """The revision this node's database is at (what Add compares)."""
-        from alembic.runtime.migration import MigrationContext
-
-        return MigrationContext.configure(self.dbsession.connection()).get_current_revision() or ""
+        return database_revision(self.dbsession.connection())
 
     def hello(self) -> dict:
         node = self.node()

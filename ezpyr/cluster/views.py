@@ -13,7 +13,7 @@ from ezpyr.cluster.resolve import Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
 from ezpyr.cluster.services import ClusterService
 from ezpyr.jobs.services import JobService, after_commit_start
-from ezpyr.replication.verify import verify
+from ezpyr.replication.verify import chunk_rows_setting, timeout_setting, verify
 from ezpyr.validation import Invalid
 
 
@@ -54,14 +54,16 @@ def connect(request):
     return _set_link(request, "connected", "connect")
 
 
-def verify_work(engine, client, split_brain=False):
+def verify_work(engine, client, settings, split_brain=False):
     """The job: compare every replicated table with the peer's (during a
-    split-brain, with the change that made each differing row)."""
+    split-brain, with the change that made each differing row); progress
+    counts this node's rows compared."""
     def work(progress):
         progress(0, 1, "comparing tables with the other node")
         with engine.connect() as conn:
-            reports = verify(conn, RemotePeer(client), with_provenance=split_brain,
-                             progress=lambda done, total: progress(done, total, "comparing tables"))
+            reports = verify(conn, RemotePeer(client, timeout_setting(settings)),
+                             with_provenance=split_brain, progress=progress,
+                             chunk_rows=chunk_rows_setting(settings))
         return {"in_sync": all(r.in_sync for r in reports),
                 "tables": [r.as_dict() for r in reports]}
     return work
@@ -83,6 +85,7 @@ def start_verify(request):
         job = jobs.create("verify", request.authenticated_user.username,
                           f"verify against {peer.address}")
         after_commit_start(request, job.id, verify_work(request.registry["db_engine"], client,
+                                                        request.registry.settings,
                                                         bool(peer.split_brain_since)))
         request.activity.record("cluster.verify", peer.address)
     return HTTPSeeOther(request.route_url("jobs.view", id=job.id))

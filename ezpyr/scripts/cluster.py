@@ -19,7 +19,7 @@ from ezpyr.cluster.snapshot import copy_snapshot
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import REPLAYING, sequence_committed
 from ezpyr.replication.models import OutboxEntry
-from ezpyr.replication.verify import verify
+from ezpyr.replication.verify import PeerAnswerInvalid, chunk_rows_setting, timeout_setting, verify
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.secretbox import SecretUnreadable
@@ -94,14 +94,25 @@ def print_verify(reports, as_json: bool) -> bool:
     return clean
 
 
+def compare_with_peer(env, client, *, progress=None, with_provenance=False):
+    """Verify against the other node through its cluster API, a page of
+    rows at a time (ezpyr.verify.chunk_rows, ezpyr.verify.timeout)."""
+    with env.engine.connect() as conn:
+        return verify(conn, RemotePeer(client, timeout_setting(env.settings)), progress=progress,
+                      with_provenance=with_provenance, chunk_rows=chunk_rows_setting(env.settings))
+
+
 def cmd_verify(env, args):
     with env.session() as s:
         client = peer_client(env, s)
+    show = terminal_progress() if not args.json else None
     try:
-        with env.engine.connect() as conn:
-            reports = verify(conn, RemotePeer(client))
-    except (PeerUnreachable, PeerRefused) as error:
+        reports = compare_with_peer(env, client, progress=show)
+    except (PeerUnreachable, PeerRefused, PeerAnswerInvalid) as error:
         raise Invalid(f"cannot verify: {error}") from None
+    finally:
+        if show:
+            sys.stderr.write("\n")
     return 0 if print_verify(reports, args.json) else 1
 
 
@@ -169,9 +180,8 @@ def cmd_resolve(env, args):
     with env.session() as s:
         client = peer_client(env, s)
     try:
-        with env.engine.connect() as conn:
-            reports = verify(conn, RemotePeer(client), with_provenance=True)
-    except (PeerUnreachable, PeerRefused) as error:
+        reports = compare_with_peer(env, client, with_provenance=True)
+    except (PeerUnreachable, PeerRefused, PeerAnswerInvalid) as error:
         raise Invalid(f"cannot compare with the other node: {error}") from None
     report = {"in_sync": all(r.in_sync for r in reports), "tables": [r.as_dict() for r in reports]}
     decisions = decide(report, plan)

@@ -8,6 +8,7 @@ import transaction
 from pyramid.paster import get_appsettings, setup_logging
 
 from ezpyr.database import make_engine, make_session_factory, tm_session
+from ezpyr.replication.schema import use_config
 from ezpyr.secretbox import secret_box_from_settings
 
 
@@ -17,6 +18,7 @@ class NodeEnv:
             setup_logging(config_uri)
         self.config_uri = config_uri
         self.settings = get_appsettings(config_uri)
+        use_config(config_uri)
         self.engine = make_engine(self.settings)
         self.session_factory = make_session_factory(self.engine)
 

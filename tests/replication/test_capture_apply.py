@@ -292,3 +292,30 @@ def test_concurrent_writers_and_a_running_sequencer_give_one_gap_free_stream(nod
     for entry in sorted(entries, key=lambda e: e.seq):
         assert slave.apply(ChangeMessage.from_outbox(entry)).outcome is Outcome.APPLIED
     assert slave.tables() == master.tables()
+
+
+@pytest.mark.parametrize("chunk_rows, split_rows", [(1, 1000), (3, 1000), (1000, 1000), (20, 4), (1000, 2)])
+def test_verify_in_small_pages_realigns_after_rows_only_on_either_side(nodes, chunk_rows, split_rows):
+    from ezpyr.meta import utcnow
+    from ezpyr.replication.verify import LocalPeer, verify
+    master, slave = nodes
+    with master.sessions() as s:
+        s.add_all([UserGroup(name=f"g{i:02d}") for i in range(30)])
+        s.commit()
+    ship(master, slave)
+    groups = UserGroup.__table__
+    with master.engine.connect() as conn:
+        ids = sorted(conn.execute(select(groups.c.id)).scalars())
+    here_only = [ids[5][:34] + "g" + c for c in "ghijklmn"]  # between ids[5] and ids[6]
+    there_only = [ids[20][:34] + "h" + c for c in "ghij"] + ["0" * 8 + ids[0][8:]]  # and before all
+    for node, extra in ((master, here_only), (slave, there_only)):
+        with node.engine.begin() as conn:  # behind replication's back
+            conn.execute(groups.insert(), [{"id": i, "name": f"x{n}-{node.id[:4]}", "description": "",
+                                            "created_at": utcnow()} for n, i in enumerate(extra)])
+    with slave.engine.begin() as conn:
+        conn.execute(groups.update().where(groups.c.id == ids[29]).values(description="drift"))
+    with master.engine.connect() as a, slave.engine.connect() as b:
+        ug = {r.table: r for r in verify(a, LocalPeer(b), chunk_rows=chunk_rows,
+                                         split_rows=split_rows)}["user_groups"]
+    assert (ug.rows_here, ug.rows_there) == (38, 35)
+    assert [d["id"] for d in ug.differing] == sorted(here_only + there_only + [ids[29]])
