@@ -7,7 +7,7 @@ table (MariaDB figure | ezpyr figure | ratio | target).
     .venv/bin/python bench/all.py --smoke      # small sizes everywhere (a few minutes)
     .venv/bin/python bench/all.py --reuse-anchors /tmp/ezpyr-bench-anchors   # anchors of an earlier run
 
-The shared folder is ../shared beside the project (EZPYR_SHARED overrides it). The
+The yardstick's anchors/ are in the folder "shared" beside the project (EZPYR_SHARED overrides it). The
 anchors write their raw results and FIGURES.md under --base (default
 /tmp/ezpyr-bench-anchors); this script writes ezpyr-*.json and EZPYR-VS-MARIADB.md there.
 Ratios compare figures of one run only: the machine is shared and noisy.

@@ -11,7 +11,7 @@ Environment:
   EZPYR_BENCH_RABBITMQ  AMQP URL to use as is; by default each run makes a RabbitMQ vhost of its own
                         (``ezpyr_bench_<pid>``, with rabbitmqctl) on amqp://guest:guest@127.0.0.1:5672
                         and deletes it at the end
-  EZPYR_SHARED          the shared folder (default: ../shared beside the project)
+  EZPYR_SHARED          the folder holding the yardstick's anchors/ (default: "shared" beside the project)
   EZPYR_BENCH_BIN       the folder of the console scripts (default: .venv/bin of the project)
   EZPYR_BENCH_PORT_BASE first port tried for the panels (default 16500)
 """

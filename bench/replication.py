@@ -26,7 +26,7 @@ waitress threads of a panel), never written into the outbox by hand.
      version vectors stay equal); then --changed rows are changed on the slave's database
      and Verify must name exactly those.
 
---anchors DIR|FILE (results.json of ../shared/anchors/run_all.sh from the same run)
+--anchors DIR|FILE (results.json of the yardstick's anchors/run_all.sh from the same run)
 adds each matching MariaDB figure and the ratio; bench/all.py runs both.
 """
 from __future__ import annotations
