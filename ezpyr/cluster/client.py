@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -17,6 +18,21 @@ class PeerRefused(RuntimeError):
         super().__init__(f"the other node answered {status}: {message}")
         self.status = status
         self.message = message
+
+
+def _why(reason, timeout: float) -> str:
+    """A network failure in words an admin understands."""
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is its panel running?)"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, socket.gaierror):
+        return "its host name does not resolve"
+    if isinstance(reason, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason)
 
 
 class ClusterClient:
@@ -44,7 +60,8 @@ class ClusterClient:
             raise PeerRefused(error.code, message) from None
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
-            raise PeerUnreachable(f"{self.base}: {reason}") from None
+            raise PeerUnreachable(f"the other node at {self.base} does not answer: "
+                                  f"{_why(reason, timeout or self.timeout)}") from None
 
     def hello(self) -> dict:
         return self.call("GET", "/cluster/api/hello")

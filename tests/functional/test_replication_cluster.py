@@ -136,6 +136,7 @@ def test_a_message_from_a_newer_schema_pauses_replication(cluster):
     assert "upgrade this node" in slave.status()["applier"]
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_broker_restart_mid_stream_loses_nothing(cluster):
     master, slave = cluster
