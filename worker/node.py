@@ -184,8 +184,11 @@ class NodeWorker:
             # the peer row as the probe may have changed it (split-brain, role)
             node, peer = self._node_and_peer()
             self._manage_applier(node, peer)
-            values["applier_state"] = self._applier_words(peer, values.pop("catching_up", None))
-            values["updated_at"] = utcnow()
+            if peer is None:  # removed meanwhile (a new Add is setting up)
+                values = {}
+            else:
+                values["applier_state"] = self._applier_words(peer, values.pop("catching_up", None))
+                values["updated_at"] = utcnow()
         now = utcnow()
         relay_state = self.relay.state if self.relay else "not started"
         # Write only what changed, and the heartbeats every RECORD_INTERVAL:

@@ -97,10 +97,15 @@ class Relay:
         if not rows:
             return 0
         producer = self._ensure()
+        # kombu's retry: a connection lost mid-publish is revived and the
+        # publish repeated (a duplicate is a no-op on the other node); past
+        # two tries the error reaches the loop, which says so and backs off.
+        publish = self.connection.ensure(producer, producer.publish, max_retries=2,
+                                         interval_start=0.2, interval_step=0.3, interval_max=0.5)
         sent = []
         try:
             for part in self._bundles(rows):
-                producer.publish(
+                publish(
                     {"bundle": [ChangeMessage.from_outbox(row).__dict__ for row in part]},
                     routing_key=self.peer_id, serializer="json", delivery_mode=2,
                     mandatory=True, retry=False,
