@@ -13,6 +13,7 @@ stream (its id, its epoch). When two nodes compare version vectors:
 """
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import time
@@ -96,15 +97,30 @@ def handed_over(conn: Connection, new_master: str, epoch: int) -> None:
 
 @dataclass
 class TakeoverRisk:
-    last_seen: str | None
-    unapplied: int  # changes the master held, as last seen, that this node has not applied
+    last_seen: dt.datetime | None  # when the master last answered this node (UTC)
+    unapplied: int  # changes the master held then that this node has not applied
 
-    def warning(self, address: str) -> str:
-        seen = f"last seen {self.last_seen} UTC" if self.last_seen else "never seen by this node"
-        return (f"The master at {address} does not answer ({seen}). When last seen it held "
-                f"{self.unapplied} change{'s' if self.unapplied != 1 else ''} this node has not applied; "
-                "changes made there since are unknown. If you take over, they stay on that node and "
-                "come back as a split-brain to resolve when it returns.")
+    def warning(self, address: str, now: dt.datetime | None = None) -> str:
+        """Never states an old figure as the present: it says how old it is,
+        and that the master may hold more now."""
+        if self.last_seen is None:
+            return (f"The master at {address} does not answer, and this node has never heard from it: "
+                    "how many changes it holds that this node lacks is unknown. If you take over, they "
+                    "stay on that node and come back as a split-brain to resolve when it returns.")
+        age = max(0, int(((now or utcnow()) - self.last_seen).total_seconds()))
+        changes = f"{self.unapplied} change{'s' if self.unapplied != 1 else ''}"
+        return (f"The master at {address} does not answer. When it last answered, {_duration(age)} ago "
+                f"({self.last_seen:%Y-%m-%d %H:%M:%S} UTC), it held {changes} this node has not applied; "
+                "it holds at least that many now, and any made since are unknown. If you take over, they "
+                "stay on that node and come back as a split-brain to resolve when it returns.")
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def takeover_risk(conn: Connection) -> TakeoverRisk:
@@ -113,8 +129,7 @@ def takeover_risk(conn: Connection) -> TakeoverRisk:
     mine = version_vector(conn)
     unapplied = sum(max(0, seq - mine.get(stream, 0)) for stream, seq in theirs.items()
                     if stream[0] == peer["id"])
-    seen = peer["last_heartbeat_at"].strftime("%Y-%m-%d %H:%M:%S") if peer["last_heartbeat_at"] else None
-    return TakeoverRisk(seen, unapplied)
+    return TakeoverRisk(peer["last_heartbeat_at"], unapplied)
 
 
 def become_master(conn: Connection, peer_epoch: int) -> int:

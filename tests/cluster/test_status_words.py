@@ -56,3 +56,23 @@ def test_every_admin_page_says_when_the_worker_is_not_running(admin_app, dbsessi
 
 def test_a_standalone_node_without_a_worker_shows_no_banner(admin_app, dbsession, this_node):
     assert admin_app.get("/servers").html.select_one('[data-banner="worker-down"]') is None
+
+
+def test_the_takeover_warning_says_how_old_its_count_is(dbsession, peer):
+    """Issue: a forced make-master said the old master held 0 changes this
+    node lacked when it held 5 (a stale figure stated as fact)."""
+    import json
+
+    from ezpyr.cluster.roles import takeover_risk
+
+    peer.last_heartbeat_at = utcnow() - dt.timedelta(minutes=7)
+    peer.peer_vector = json.dumps({f"{peer.id}:1": 5})
+    dbsession.commit()
+    risk = takeover_risk(dbsession.connection())
+    warning = risk.warning(peer.address)
+    assert risk.unapplied == 5
+    assert "When it last answered, 7 min ago" in warning
+    assert "it held 5 changes this node has not applied; it holds at least that many now" in warning
+    peer.last_heartbeat_at = None
+    dbsession.commit()
+    assert "has never heard from it" in takeover_risk(dbsession.connection()).warning(peer.address)
