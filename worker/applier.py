@@ -15,6 +15,7 @@ pauses the applier.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 import logging
 import socket
 import time
@@ -74,8 +75,6 @@ class Applier(ConsumerMixin):
     def establish_connection(self):
         # ConsumerMixin's, with a shorter back-off: the broker is back within seconds
         # of a restart, and the applier should be too
-        from contextlib import contextmanager
-
         @contextmanager
         def established():
             conn = self.create_connection()

@@ -120,7 +120,8 @@ class Relay:
         return len(sent)
 
     def queue_depth(self) -> tuple[int, int]:
-        return queue_depth(self._ensure() and self.connection, self.peer_id)
+        self._ensure()
+        return queue_depth(self.connection, self.peer_id)
 
     def drop_consumed(self) -> int:
         self._ensure()

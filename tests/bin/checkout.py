@@ -8,7 +8,9 @@ downloading every dependency and without touching this checkout's .venv."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,3 +84,13 @@ def fresh_checkout(target: Path, ports: tuple[int, int] | None = None, *,
             ini = target / name
             ini.write_text(ini.read_text().replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}"))
     return target
+
+
+def stop(process) -> None:
+    """SIGINT to the process group (what Ctrl-C sends), SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)

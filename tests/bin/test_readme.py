@@ -1,16 +1,14 @@
 """The README's commands, as written and in the order written, on a fresh
 checkout (a copy of this one without .venv's install, var/ or keys)."""
-import os
 import re
 import shlex
-import signal
 import stat
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
-from tests.bin.checkout import free_port, fresh_checkout
+from tests.bin.checkout import free_port, fresh_checkout, stop
 from tests.bin.test_run import read_until
 
 COMMENT = re.compile(r"\s+#\s.*$")
@@ -34,15 +32,6 @@ def wait_for_page(url: str, timeout: float = 60) -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
-
-
-def stop(process) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def start(command: str, top):

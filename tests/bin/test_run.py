@@ -1,12 +1,10 @@
 """bin/run, as a new user runs it: two nodes up, and only what a user needs
 on the terminal (the full logs are under var/)."""
-import os
-import signal
 import subprocess
 import time
 import urllib.request
 
-from tests.bin.checkout import free_port, fresh_checkout
+from tests.bin.checkout import free_port, fresh_checkout, stop
 
 MOST_LINES = 30
 
@@ -50,9 +48,4 @@ def test_bin_run_starts_two_nodes_and_prints_only_what_a_user_needs(tmp_path):
                 "node2-worker.log"} <= logs
         assert "created admin admin" in (top / "var" / "setup.log").read_text()
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop(process)
