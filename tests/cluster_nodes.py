@@ -33,13 +33,14 @@ INI = """[app:main]
 use = egg:ezpyr
 sqlalchemy.url = {db_url}
 ezpyr.node_name = {name}
-ezpyr.node_address = 127.0.0.1:{port}
+ezpyr.node_address = {node_address}
 ezpyr.secret_key_file = {secret_key_file}
 ezpyr.session_secret_file = {dir}/session.key
 ezpyr.broker_url = {broker_url}
 ezpyr.worker.probe_interval = {probe_interval}
 ezpyr.broker_heartbeat = {heartbeat}
 {argon2}
+{extra}
 
 [alembic]
 script_location = {root}/alembic
@@ -85,18 +86,22 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message
 class ClusterNode:
     def __init__(self, workdir: Path, name: str, backend: str, tmp_path_factory, secret_key_file: Path,
                  secondary_of: str | None = None, broker: str | None = None, heartbeat: float = 10,
-                 probe_interval: float = 0.5):
+                 probe_interval: float = 0.5, port: int | None = None, node_address: str | None = None,
+                 extra_settings: dict | None = None):
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.name = name
         self.backend = backend
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.port = port or free_port()
+        # where the other node calls this one: its panel, or a TLS front before it
+        self.address = node_address or f"127.0.0.1:{self.port}"
         self.db_url = new_database(backend, tmp_path_factory)
         self.broker_url = broker or broker_url(backend, self.dir)
         self.ini = self.dir / f"{name}.ini"
         self.ini.write_text(INI.format(
             db_url=self.db_url.replace("%", "%%"), name=name, port=self.port, dir=self.dir,
+            node_address=self.address,
+            extra="\n".join(f"{k} = {v}" for k, v in (extra_settings or {}).items()),
             secret_key_file=secret_key_file, broker_url=self.broker_url, root=ROOT, heartbeat=heartbeat,
             probe_interval=probe_interval,
             argon2="\n".join(f"{k} = {v}" for k, v in CHEAP_ARGON2.items()),

@@ -52,12 +52,13 @@ class Applier(ConsumerMixin):
     connect_max_retries = None  # keep trying; should_stop ends the wait
 
     def __init__(self, engine: Engine, broker_url: str, self_id: str, *,
-                 batch: int = 50, heartbeat: float | None = None, on_report=None):
+                 batch: int = 50, heartbeat: float | None = None, on_report=None,
+                 ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.self_id = self_id
         self.batch = batch
-        self.connection = connect(broker_url, heartbeat=heartbeat)
+        self.connection = connect(broker_url, heartbeat=heartbeat, ca_file=ca_file)
         self.on_report = on_report or (lambda report: None)
         self.state = "connecting to the other node's broker"
         self._pending = []

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ezpyr.cluster.client import PeerTls
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.replication.schema import code_revision
 from ezpyr.scripts.failures import one_line_errors
@@ -58,6 +59,8 @@ def main(argv=None):
         heartbeat=float(heartbeat) if heartbeat else None,
         keep_days=float(settings.get("ezpyr.outbox.keep_days", 7)),
         keep_rows=int(settings.get("ezpyr.outbox.keep_rows", 100_000)),
+        tls=PeerTls.from_settings(settings),
+        broker_ca_file=(settings.get("ezpyr.broker_ca_file") or "").strip() or None,
     )
     stop = []
 

@@ -24,7 +24,7 @@ import time
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
 from ezpyr.cluster.models import ClusterPeer, WorkerState
 from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
 from ezpyr.cluster.services import vector_from_json, vector_to_json
@@ -49,7 +49,8 @@ RECORD_INTERVAL = 4.0  # heartbeats are written at least this often (pages call 
 class NodeWorker:
     def __init__(self, engine: Engine, broker_url: str, secret_box: SecretBox, *,
                  probe_interval: float = 2.0, heartbeat: float | None = None,
-                 safety_interval: float = 5.0, keep_days: float = 7.0, keep_rows: int = 100_000):
+                 safety_interval: float = 5.0, keep_days: float = 7.0, keep_rows: int = 100_000,
+                 tls: PeerTls | None = None, broker_ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.secret_box = secret_box
@@ -58,6 +59,8 @@ class NodeWorker:
         self.safety_interval = safety_interval
         self.keep_days = keep_days
         self.keep_rows = keep_rows
+        self.tls = tls  # how the other node's https certificate is checked
+        self.broker_ca_file = broker_ca_file  # the CA that amqps:// brokers' certificates must chain to
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.relay: RelayLoop | None = None
@@ -91,7 +94,7 @@ class NodeWorker:
 
     def _client(self, node, peer) -> ClusterClient:
         return ClusterClient(peer["address"], node["id"],
-                             self.secret_box.decrypt(peer["secret_encrypted"]))
+                             self.secret_box.decrypt(peer["secret_encrypted"]), tls=self.tls)
 
     # -- the applier, run and watched -------------------------------------------
     def _applier_wanted(self, peer) -> bool:
@@ -100,15 +103,15 @@ class NodeWorker:
 
     def _manage_applier(self, node, peer) -> None:
         running = self._applier_thread is not None and self._applier_thread.is_alive()
-        key = (peer["id"], peer["broker_url"]) if peer is not None else None
+        key = (peer["id"], peer["broker_url_encrypted"]) if peer is not None else None
         if running and (not self._applier_wanted(peer) or key != self._applier_key):
             self._stop_applier()
             running = False
         if not running and self._applier_wanted(peer) and not self.stop_event.is_set():
             if self.applier is not None:
                 self.applier.connection.release()
-            self.applier = Applier(self.engine, peer["broker_url"], node["id"],
-                                   heartbeat=self.heartbeat,
+            self.applier = Applier(self.engine, self.secret_box.decrypt(peer["broker_url_encrypted"]),
+                                   node["id"], heartbeat=self.heartbeat, ca_file=self.broker_ca_file,
                                    on_report=lambda report: self._on_report(node, peer, report))
             self._applier_key = key
             self._applier_thread = threading.Thread(target=self._run_applier, args=(self.applier,),
@@ -302,7 +305,8 @@ class NodeWorker:
         node, _ = self._node_and_peer()
         self.node_id = node["id"]
         self.relay = RelayLoop(self.engine, self.broker_url, node["id"], self._relay_peer,
-                               safety_interval=self.safety_interval, heartbeat=self.heartbeat)
+                               safety_interval=self.safety_interval, heartbeat=self.heartbeat,
+                               ca_file=self.broker_ca_file)
         for name, target in (("relay", self.relay.run), ("status", self._status_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

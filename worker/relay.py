@@ -40,13 +40,13 @@ class Relay:
     """Publishing, one step at a time (``run_once``); ``RelayLoop`` runs it."""
 
     def __init__(self, engine: Engine, broker_url: str, peer_id: str, batch: int = 1000,
-                 bundle: int = 200, heartbeat: float | None = None):
+                 bundle: int = 200, heartbeat: float | None = None, ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.peer_id = peer_id
         self.batch = batch
         self.bundle = bundle  # outbox entries per broker message (one confirm each)
-        self.connection = connect(broker_url, heartbeat=heartbeat)
+        self.connection = connect(broker_url, heartbeat=heartbeat, ca_file=ca_file)
         self._producer = None
         self._returned = []
 
@@ -144,7 +144,7 @@ class RelayLoop:
 
     def __init__(self, engine: Engine, broker_url: str, node_id: str, peer, *,
                  safety_interval: float = 5.0, heartbeat: float | None = None,
-                 depth_interval: float = 2.0):
+                 depth_interval: float = 2.0, ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.node_id = node_id
@@ -152,6 +152,7 @@ class RelayLoop:
         self.safety_interval = safety_interval
         self.heartbeat = heartbeat
         self.depth_interval = depth_interval
+        self.ca_file = ca_file
         self.stop_event = threading.Event()
         self.wake = WakeListener(node_id)
         self.state = "starting"
@@ -182,7 +183,8 @@ class RelayLoop:
                 if relay is None or relay.peer_id != peer_id:
                     if relay is not None:
                         relay.close()
-                    relay = Relay(self.engine, self.broker_url, peer_id, heartbeat=self.heartbeat)
+                    relay = Relay(self.engine, self.broker_url, peer_id, heartbeat=self.heartbeat,
+                                  ca_file=self.ca_file)
                 try:
                     now = time.monotonic()
                     if now >= next_depth:

@@ -14,10 +14,10 @@ import secrets
 from sqlalchemy import select, update
 
 from ezpyr import __version__
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, address_host
 from ezpyr.cluster.models import ClusterPeer, GrantedHost
 from ezpyr.cluster.services import BUILD, vector_to_json
-from ezpyr.cluster.setup import SECONDARY, transfer_box
+from ezpyr.cluster.setup import SECONDARY, NotSealed, seal, transfer_box, unseal
 from ezpyr.cluster.snapshot import read_snapshot, table_counts
 from ezpyr.replication.capture import sequence_committed
 from ezpyr.meta import utcnow
@@ -26,15 +26,19 @@ from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.schema import code_revision
 from ezpyr.validation import Invalid
 
-ADDRESS_HELP = "host:port of the secondary's panel, e.g. 10.0.0.2:6543"
+ADDRESS_HELP = ("host:port of the secondary's panel, e.g. 10.0.0.2:6543, "
+                "or https://host:port when its cluster API is served over TLS")
 
 
 def check_address(address: str) -> str:
     address = (address or "").strip()
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in address):
+    scheme, _, rest = address.rpartition("://")
+    host, _, port = rest.rpartition(":")
+    if (scheme not in ("", "http", "https") or not host or "/" in rest or not port.isdigit()
+            or not 0 < int(port) < 65536 or any(c.isspace() for c in address)):
         raise Invalid(f"That is not an address ({ADDRESS_HELP}).", "address")
     return address
+
 
 
 def check_secondary(hello: dict) -> None:
@@ -68,6 +72,15 @@ def _call(client, method, path, body=None):
         raise Invalid(f"The secondary refused: {error.message}") from None
 
 
+def _sealed_call(client, setup_key, path, body):
+    """A setup request whose payload and answer travel sealed under the
+    setup key (the broker's password, the rows and their password hashes)."""
+    try:
+        return unseal(setup_key, _call(client, "POST", path, seal(setup_key, body)))
+    except NotSealed as error:
+        raise Invalid(f"The secondary's answer to {path} could not be read: {error}.") from None
+
+
 def add_secondary(engine, secret_box, settings, address, setup_key, progress=None) -> dict:
     address = check_address(address)
     setup_key = (setup_key or "").strip()
@@ -80,18 +93,18 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
             raise Invalid("This node already has another node; a cluster has two.")
         if node["role"] not in ("standalone", "master"):
             raise Invalid(f"This node is {node['role']}: add the secondary from the master.")
-        host = address.rpartition(":")[0].strip("[]")
+        host = address_host(address)
         if conn.execute(select(GrantedHost.__table__).where(GrantedHost.address == host)).first() is None:
             raise Invalid(f"{host} is not granted: run ezpyr-grant-host CONFIG {host} on this node first.",
                           "address")
-    client = ClusterClient(address, node["id"], setup_key, timeout=60)
+    client = ClusterClient(address, node["id"], setup_key, timeout=60, tls=PeerTls.from_settings(settings))
     progress(0, 1, "checking the secondary")
     hello = _call(client, "GET", "/cluster/api/setup/hello")
     check_secondary(hello)
     primary = {"id": node["id"], "name": node["name"], "epoch": node["epoch"],
                "address": settings.get("ezpyr.node_address", ""),
                "broker_url": settings.get("ezpyr.broker_public_url") or settings.get("ezpyr.broker_url", "")}
-    begun = _call(client, "POST", "/cluster/api/setup/begin", {"primary": primary})
+    begun = _sealed_call(client, setup_key, "/cluster/api/setup/begin", {"primary": primary})
     try:
         sequence_committed(engine)  # the copy's vector then counts all that was committed
         with engine.connect() as conn:
@@ -101,26 +114,28 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
             done = 0
             progress(0, total, f"copying {total} rows")
             for chunk in chunks:
-                _call(client, "POST", "/cluster/api/setup/chunk", {"table": chunk.table, "rows": chunk.rows})
+                _sealed_call(client, setup_key, "/cluster/api/setup/chunk",
+                             {"table": chunk.table, "rows": chunk.rows})
                 done += len(chunk.rows)
                 progress(done, total, f"copying {total} rows")
             conn.rollback()
         secret = secrets.token_urlsafe(32)
         box = transfer_box(setup_key)
-        _call(client, "POST", "/cluster/api/setup/finish", {
+        _sealed_call(client, setup_key, "/cluster/api/setup/finish", {
             "vector": vector_to_json(vector), "counts": counts, "epoch": node["epoch"],
             "secret": box.encrypt(secret.encode()).decode(),
             "data_key": box.encrypt(secret_box.export_key().encode()).decode(),
         })
     except Exception:
         try:
-            client.call("POST", "/cluster/api/setup/abort", {})
+            client.call("POST", "/cluster/api/setup/abort", seal(setup_key, {}))
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
     with engine.begin() as conn:
         conn.execute(ClusterPeer.__table__.insert().values(
-            id=hello["node_id"], name=hello.get("name", ""), address=address, broker_url=begun["broker_url"],
+            id=hello["node_id"], name=hello.get("name", ""), address=address,
+            broker_url_encrypted=secret_box.encrypt(begun["broker_url"]),
             secret_encrypted=secret_box.encrypt(secret), role="slave", epoch=node["epoch"],
             link="connected", peer_vector=json.dumps(vector_to_json(vector))))
         conn.execute(update(NodeIdentity.__table__).values(role="master"))

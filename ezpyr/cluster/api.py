@@ -16,7 +16,7 @@ from pyramid.view import exception_view_config, view_config
 from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.resolve import Resync, backup_dir, provenance, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
-from ezpyr.cluster.setup import SECONDARY, SetupService
+from ezpyr.cluster.setup import SECONDARY, NotSealed, SetupService, seal, unseal
 from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
@@ -213,10 +213,18 @@ def authenticate_setup(request) -> str:
     return key
 
 
-def _setup_call(request, action):
-    authenticate_setup(request)
+def _sealed_body(request, key: str) -> dict:
     try:
-        return action(SetupService(request.dbsession, request.secret_box), _json_body(request))
+        return unseal(key, _json_body(request))
+    except NotSealed as error:
+        raise ApiError(400, str(error)) from None
+
+
+def _setup_call(request, action):
+    key = authenticate_setup(request)
+    body = _sealed_body(request, key)
+    try:
+        return seal(key, action(SetupService(request.dbsession, request.secret_box), body))
     except Invalid as error:
         raise ApiError(409, error.message) from None
 
@@ -247,7 +255,7 @@ def setup_finish(request):
     key = authenticate_setup(request)
     service = SetupService(request.dbsession, request.secret_box)
     try:
-        new_key = service.finish(_json_body(request), key)
+        new_key = service.finish(_sealed_body(request, key), key)
     except Invalid as error:
         raise ApiError(409, error.message) from None
     if new_key is not None:
@@ -258,7 +266,7 @@ def setup_finish(request):
                 box.replace_key(new_key)
 
         request.tm.get().addAfterCommitHook(write_key)
-    return {"role": "slave"}
+    return seal(key, {"role": "slave"})
 
 
 @api_view(route_name="cluster.api.setup_abort", request_method="POST")

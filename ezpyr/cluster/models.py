@@ -18,7 +18,9 @@ class ClusterPeer(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the peer's node id
     name: Mapped[str] = mapped_column(String(100), default="")
     address: Mapped[str] = mapped_column(String(255))  # the peer's panel, host:port
-    broker_url: Mapped[str] = mapped_column(Text)  # the peer's broker, as reached from here
+    # the peer's broker, as reached from here: a URL with its password, so
+    # stored encrypted with this node's secret key
+    broker_url_encrypted: Mapped[str] = mapped_column(Text)
     secret_encrypted: Mapped[str] = mapped_column(Text)  # the cluster secret (HMAC key)
     role: Mapped[str] = mapped_column(String(32), default="slave")  # last known
     epoch: Mapped[int] = mapped_column(Integer, default=0)

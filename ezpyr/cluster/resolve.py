@@ -284,7 +284,7 @@ def _send_copy(engine, client, progress) -> dict:
 
 
 def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, progress=None) -> dict:
-    from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
+    from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
     from ezpyr.node.models import NodeIdentity
     from ezpyr.replication.capture import WRITABLE_ROLES
 
@@ -301,7 +301,7 @@ def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, 
     if clashes:
         raise Invalid("These choices would leave two rows with one name: " + "; ".join(clashes))
     client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]),
-                           timeout=120)
+                           timeout=120, tls=PeerTls.from_settings(settings))
     progress(0, 4, "writing backups on both nodes")
     with engine.connect() as conn:
         here_backup = write_backup(conn, backup_dir(settings), node["name"])

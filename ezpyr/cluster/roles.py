@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.cluster.services import vector_from_json
 from ezpyr.meta import utcnow
@@ -143,7 +143,7 @@ def become_master(conn: Connection, peer_epoch: int) -> int:
 
 
 def make_master(engine, secret_box, *, force: bool = False, progress=None,
-                drain_timeout: float = 120.0) -> dict:
+                drain_timeout: float = 120.0, tls: PeerTls | None = None) -> dict:
     """On the slave. Graceful when the master answers: it stops taking
     changes, its backlog drains here, then the roles swap, nothing lost.
     When it does not answer, only with ``force`` (after the warning)."""
@@ -157,7 +157,7 @@ def make_master(engine, secret_box, *, force: bool = False, progress=None,
         raise Invalid(f"This node is {node['role']}; Make master is for the slave.")
     if peer["split_brain_since"] is not None:
         raise Invalid("The nodes are in a split-brain: resolve it first (Verify, then Resolve).")
-    client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]))
+    client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]), tls=tls)
     progress(0, 1, "asking the master to stop taking changes")
     try:
         end = client.call("POST", "/cluster/api/demote", {})

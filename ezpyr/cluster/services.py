@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ezpyr import __version__
+from ezpyr.cluster.client import is_plain_http_beyond_loopback
 from ezpyr.cluster.models import ApiNonce, ClusterPeer, GrantedHost, WorkerState
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
@@ -67,6 +68,15 @@ class ClusterState:
             return "not configured"
         return f"{self.peer.address} ({self.peer.role})"
 
+    @property
+    def warnings(self) -> list[str]:
+        """What an admin should fix about the channel between the nodes."""
+        if self.peer is None or not is_plain_http_beyond_loopback(self.peer.address):
+            return []
+        return [f"The other node is called at {self.peer.address} over plain HTTP: every request "
+                "is signed, but anyone on the network between the nodes can read what they say. "
+                "Serve its cluster API over https:// and give that address instead."]
+
     def as_dict(self) -> dict:
         peer = self.peer
         return {
@@ -92,6 +102,7 @@ class ClusterState:
             "applier": peer.applier_state if peer else "",
             "last_error": peer.last_error if peer else "",
             "worker": self.worker.as_dict(),
+            "warnings": self.warnings,
         }
 
 

@@ -19,6 +19,7 @@ import secrets
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select
 
+from ezpyr.cluster.client import address_host
 from ezpyr.cluster.models import ClusterPeer, SecondarySetup
 from ezpyr.cluster.services import ClusterService, vector_from_json
 from ezpyr.cluster.snapshot import Chunk, clear_replicated, load_chunk, set_vector, table_counts
@@ -35,6 +36,31 @@ def transfer_box(setup_key: str) -> Fernet:
     """The key that protects what Add hands over, derived from the setup key."""
     digest = hashlib.sha256(b"ezpyr cluster setup\n" + setup_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
+
+
+class NotSealed(ValueError):
+    """A setup request or answer that was not sealed with the setup key."""
+
+
+def seal(setup_key: str, payload: dict) -> dict:
+    """What Add and the secondary send each other: the JSON payload
+    encrypted and authenticated under the setup key, so the broker's
+    password and the copied rows (password hashes among them) never cross
+    the network readable, even over plain HTTP."""
+    return {"sealed": transfer_box(setup_key).encrypt(json.dumps(payload).encode()).decode()}
+
+
+def unseal(setup_key: str, body: dict) -> dict:
+    token = body.get("sealed") if isinstance(body, dict) else None
+    if not isinstance(token, str):
+        raise NotSealed("the setup request is not sealed with the setup key")
+    try:
+        payload = json.loads(transfer_box(setup_key).decrypt(token.encode()))
+    except (InvalidToken, ValueError):
+        raise NotSealed("the setup request could not be opened with this node's setup key") from None
+    if not isinstance(payload, dict):
+        raise NotSealed("the sealed setup request is not a JSON object")
+    return payload
 
 
 def new_setup_key() -> str:
@@ -64,8 +90,7 @@ class SetupService:
         node = self.node()
         if node.role not in (SECONDARY, "standalone"):
             raise Invalid(f"this node is already {node.role} in a cluster")
-        host = primary_address.rsplit(":", 1)[0] if primary_address.count(":") == 1 else primary_address
-        ClusterService(self.dbsession).grant(host.strip("[]"))
+        ClusterService(self.dbsession).grant(address_host(primary_address))
         key = new_setup_key()
         self.dbsession.execute(delete(SecondarySetup))
         self.dbsession.add(SecondarySetup(id=1, primary_address=primary_address,
@@ -95,7 +120,7 @@ class SetupService:
         self.dbsession.execute(delete(ClusterPeer))
         self.dbsession.add(ClusterPeer(
             id=primary["id"], name=primary.get("name", ""), address=primary["address"],
-            broker_url=primary["broker_url"], secret_encrypted="", role="master",
+            broker_url_encrypted=self.secret_box.encrypt(primary["broker_url"]), secret_encrypted="", role="master",
             epoch=int(primary.get("epoch", 1)), link="connected", applier_state="being set up"))
         self.dbsession.flush()
 
@@ -132,6 +157,8 @@ class SetupService:
         set_vector(connection, vector_from_json(vector))
         peer = self.dbsession.scalars(select(ClusterPeer)).one()
         peer.secret_encrypted = cluster_box.encrypt(secret)
+        # kept under the key this node holds from now on
+        peer.broker_url_encrypted = cluster_box.encrypt(self.secret_box.decrypt(peer.broker_url_encrypted))
         peer.peer_vector = json.dumps(vector)
         peer.applier_state = ""
         node = self.node()

@@ -7,7 +7,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ezpyr.cluster.add import add_secondary, check_address
-from ezpyr.cluster.client import ClusterClient, RemotePeer
+from ezpyr.cluster.client import ClusterClient, PeerTls, RemotePeer, address_host
 from ezpyr.cluster.forms import AddForm
 from ezpyr.cluster.resolve import Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
@@ -81,7 +81,8 @@ def start_verify(request):
     job = jobs.running("verify")
     if job is None:
         client = ClusterClient(peer.address, service.node().id,
-                               request.secret_box.decrypt(peer.secret_encrypted))
+                               request.secret_box.decrypt(peer.secret_encrypted),
+                               tls=PeerTls.from_settings(request.registry.settings))
         job = jobs.create("verify", request.authenticated_user.username,
                           f"verify against {peer.address}")
         after_commit_start(request, job.id, verify_work(request.registry["db_engine"], client,
@@ -110,7 +111,7 @@ def add(request):
                 raise Invalid("An Add is already running.")
             if service.peer() is not None:
                 raise Invalid("This node already has another node; a cluster has two.")
-            host = address.rpartition(":")[0].strip("[]")
+            host = address_host(address)
             if not service.is_granted(host):
                 raise Invalid(f"{host} is not granted: run ezpyr-grant-host CONFIG {host} on this "
                               "node first.", "address")
@@ -128,10 +129,10 @@ def add(request):
             "last_verify_in_sync": None, "add_form": form}
 
 
-def make_master_work(engine, secret_box, force):
+def make_master_work(engine, secret_box, force, tls=None):
     def work(progress):
         try:
-            return make_master(engine, secret_box, force=force, progress=progress)
+            return make_master(engine, secret_box, force=force, progress=progress, tls=tls)
         except TakeoverNeedsConfirmation as warning:
             return {"needs_confirmation": True, "warning": warning.message, "reason": warning.reason}
     return work
@@ -152,7 +153,8 @@ def start_make_master(request):
         "forced takeover" if force else f"switch over from the master at {peer.address}")
     if job.state == "queued" and not job.done:
         after_commit_start(request, job.id, make_master_work(
-            request.registry["db_engine"], request.secret_box, force))
+            request.registry["db_engine"], request.secret_box, force,
+            PeerTls.from_settings(request.registry.settings)))
         request.activity.record("cluster.make_master", peer.address, "forced" if force else "graceful")
     return HTTPSeeOther(request.route_url("jobs.view", id=job.id))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import socket
+import ssl
+from urllib.parse import urlsplit
 
 from kombu import Connection, Exchange, Queue
 
@@ -31,7 +33,19 @@ def is_amqp(url: str) -> bool:
     return url.startswith(("amqp://", "pyamqp://", "amqps://"))
 
 
-def connect(url: str, *, heartbeat: float | None = None, timeout: float = 5.0) -> Connection:
+def tls_options(url: str, ca_file: str | None = None) -> dict | bool:
+    """kombu's ``ssl`` argument: for ``amqps://`` the broker's certificate
+    must chain to ``ca_file`` (``ezpyr.broker_ca_file``; else the system's
+    CAs) and name the URL's host; other URLs use no TLS."""
+    if not url.startswith("amqps://"):
+        return False
+    return {"cert_reqs": ssl.CERT_REQUIRED,
+            "ca_certs": ca_file or ssl.get_default_verify_paths().cafile,
+            "server_hostname": urlsplit(url).hostname}
+
+
+def connect(url: str, *, heartbeat: float | None = None, timeout: float = 5.0,
+            ca_file: str | None = None) -> Connection:
     """A broker connection. On AMQP, heartbeats are on (``heartbeat``
     seconds; the owner calls ``heartbeat_check`` at least twice in each)
     and publishes wait for the broker's confirmation (publisher confirms);
@@ -48,7 +62,7 @@ def connect(url: str, *, heartbeat: float | None = None, timeout: float = 5.0) -
     else:
         heartbeat = 0
     connection = Connection(url, transport_options=options, connect_timeout=timeout,
-                            heartbeat=heartbeat)
+                            heartbeat=heartbeat, ssl=tls_options(url, ca_file))
     return tune(connection)
 
 

@@ -10,7 +10,7 @@ import sys
 from sqlalchemy import delete, select
 
 from ezpyr.cluster.add import add_secondary
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerUnreachable, RemotePeer
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, RemotePeer
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.cluster.resolve import Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
@@ -36,6 +36,8 @@ def print_state(state: dict, as_json: bool) -> None:
         print(f"SPLIT-BRAIN:  {state['split_brain_detail']}")
     print(f"other node:   {'not configured' if other is None else other['address'] + ' (' + other['role'] + ')'}")
     print(f"status:       {state['status']}")
+    for warning in state.get("warnings", []):
+        print(f"warning:      {warning}")
     if other is not None:
         lag = state["lag_seconds"]
         print(f"backlog:      {state['backlog']} ({state['backlog_unsent']} unsent, "
@@ -74,7 +76,8 @@ def peer_client(env, dbsession):
     if peer is None:
         raise Invalid("No other node is configured.")
     return ClusterClient(peer.address, service.node().id,
-                         env.secret_box.decrypt(peer.secret_encrypted))
+                         env.secret_box.decrypt(peer.secret_encrypted),
+                         tls=PeerTls.from_settings(env.settings))
 
 
 def print_verify(reports, as_json: bool) -> bool:
@@ -141,7 +144,8 @@ def cmd_add(env, args):
 def cmd_make_master(env, args):
     show = terminal_progress() if not args.json else (lambda *a, **k: None)
     try:
-        result = make_master(env.engine, env.secret_box, force=False, progress=show)
+        result = make_master(env.engine, env.secret_box, force=False, progress=show,
+                             tls=PeerTls.from_settings(env.settings))
     except TakeoverNeedsConfirmation as warning:
         if not args.force:
             sys.stderr.write("\n")
@@ -155,7 +159,8 @@ def cmd_make_master(env, args):
             if not sys.stdin.isatty() or input("Type 'take over' to go on: ").strip() != "take over":
                 print("ezpyr-cluster: not confirmed; nothing changed (--yes confirms)", file=sys.stderr)
                 return 3
-        result = make_master(env.engine, env.secret_box, force=True, progress=show)
+        result = make_master(env.engine, env.secret_box, force=True, progress=show,
+                             tls=PeerTls.from_settings(env.settings))
     if args.json:
         print(json.dumps(result))
     else:
@@ -239,7 +244,7 @@ def cmd_pair_local(env, args):
                 session.add(ClusterPeer(
                     id=peer_node.id, name=peer_node.name,
                     address=peer_settings.get("ezpyr.node_address", ""),
-                    broker_url=peer_settings["ezpyr.broker_url"],
+                    broker_url_encrypted=box.encrypt(peer_settings["ezpyr.broker_url"]),
                     secret_encrypted=box.encrypt(secret),
                     role="slave" if node is me else "master", epoch=1, link="connected",
                     # both hold the snapshot: each knows the other has it

@@ -19,8 +19,8 @@ def this_node(dbsession):
 @pytest.fixture
 def peer(dbsession, this_node, secret_box):
     peer = ClusterPeer(id=PEER_ID, name="node-b", address="192.0.2.20:6543",
-                       broker_url="amqp://unused//", secret_encrypted=secret_box.encrypt(SECRET),
-                       role="slave", epoch=1)
+                       broker_url_encrypted=secret_box.encrypt("amqp://unused//"),
+                       secret_encrypted=secret_box.encrypt(SECRET), role="slave", epoch=1)
     dbsession.add_all([peer, GrantedHost(address=PEER_ADDR)])
     dbsession.commit()
     return peer
