@@ -18,6 +18,7 @@ requires = [
     "qrcode>=7.4",
     "cryptography>=42",
     "WTForms>=3.1",
+    "prometheus_client>=0.20",
 ]
 
 testing_requires = [

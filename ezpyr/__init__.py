@@ -1,6 +1,7 @@
 """ezpyr: an SSH jump server with a web panel and a two-node cluster."""
 from pyramid.config import Configurator
 
+from ezpyr.logs import set_node_name
 from ezpyr.secretbox import SecretKeyMissing
 
 __version__ = "0.1.0"
@@ -11,6 +12,7 @@ def main(global_config, **settings):
     ``ezpyr-init CONFIG``) the panel cannot start: pserve says so in one
     line instead of a traceback."""
     settings.setdefault("ezpyr.config_file", (global_config or {}).get("__file__", ""))
+    set_node_name(settings.get("ezpyr.node_name", ""))
     try:
         return make_app(settings)
     except SecretKeyMissing as error:
@@ -26,6 +28,7 @@ def make_app(settings: dict):
         config.include(".passwords")
         config.include(".security")
         config.include(".errors")
+        config.include(".ops")
         config.include(".routes")
         config.include(".activity")
         config.include(".auth")

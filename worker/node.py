@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
 from ezpyr.cluster.models import ClusterPeer, WorkerState
+from ezpyr.ops.metrics import LagHistogram
 from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
 from ezpyr.cluster.services import vector_from_json, vector_to_json
 from ezpyr.meta import utcnow
@@ -75,6 +76,7 @@ class NodeWorker:
         self.node_id = ""
         self._last_recorded: dict = {}
         self._next_record = 0.0
+        self.lag_histogram = LagHistogram()
 
     # -- reading this node's state ----------------------------------------
     def _node_and_peer(self):
@@ -192,6 +194,7 @@ class NodeWorker:
             else:
                 values["applier_state"] = self._applier_words(peer, values.pop("catching_up", None))
                 values["updated_at"] = utcnow()
+                self.lag_histogram.observe(values["lag_seconds"])
         now = utcnow()
         relay_state = self.relay.state if self.relay else "not started"
         # Write only what changed, and the heartbeats every RECORD_INTERVAL:
@@ -205,10 +208,12 @@ class NodeWorker:
             if values:
                 conn.execute(update(PEER).where(PEER.c.id == peer["id"]).values(**values))
             done = conn.execute(update(WORKER).where(WORKER.c.id == 1).values(
-                pid=os.getpid(), heartbeat_at=now, stopped_at=None, relay_state=relay_state))
+                pid=os.getpid(), heartbeat_at=now, stopped_at=None, relay_state=relay_state,
+                lag_histogram=self.lag_histogram.as_json()))
             if done.rowcount == 0:
                 conn.execute(insert(WORKER).values(id=1, pid=os.getpid(), started_at=now,
-                                                   heartbeat_at=now, relay_state=relay_state))
+                                                   heartbeat_at=now, relay_state=relay_state,
+                                                   lag_histogram=self.lag_histogram.as_json()))
 
     def _applier_words(self, peer, catching_up: str | None) -> str:
         if peer["split_brain_since"]:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 
 from sqlalchemy import Select, select
 
 from ezpyr.activity.models import ActivityEntry
+
+log = logging.getLogger(__name__)
 
 
 class ActivityLog:
@@ -26,6 +29,9 @@ class ActivityLog:
             node_name=self.node_name,
         )
         self.dbsession.add(entry)
+        # the activity as a log line too (JSON logs carry user and action as fields)
+        log.info("%s %s by %s", action, entry.target, entry.username or "-",
+                 extra={"activity": action, "actor": entry.username})
         return entry
 
     def query(self, username: str = "", action: str = "") -> Select:

@@ -85,3 +85,5 @@ class WorkerState(Base):
     heartbeat_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     stopped_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     relay_state: Mapped[str] = mapped_column(Text, default="")
+    # JSON: cumulative counts of the lag measured at each probe (/metrics)
+    lag_histogram: Mapped[str] = mapped_column(Text, default="")

@@ -69,9 +69,10 @@ def read_only_commit(exc, request):
 
 def secondary_page(view, info):
     """A secondary awaiting setup serves no panel: every page says to set
-    up the cluster from the primary (the cluster API still answers)."""
+    up the cluster from the primary (the cluster API and the operators'
+    endpoints still answer)."""
     route = info.options.get("route_name") or ""
-    if route.startswith(("cluster.api.", "__")) or info.exception_only:
+    if route.startswith(("cluster.api.", "ops.", "__")) or info.exception_only:
         return view
 
     def wrapper(context, request):

@@ -8,6 +8,7 @@ import transaction
 from pyramid.paster import get_appsettings, setup_logging
 
 from ezpyr.database import make_engine, make_session_factory, tm_session
+from ezpyr.logs import set_node_name
 from ezpyr.replication.schema import use_config
 from ezpyr.secretbox import secret_box_from_settings
 
@@ -18,6 +19,7 @@ class NodeEnv:
             setup_logging(config_uri)
         self.config_uri = config_uri
         self.settings = get_appsettings(config_uri)
+        set_node_name(self.settings.get("ezpyr.node_name", ""))
         use_config(config_uri)
         self.engine = make_engine(self.settings)
         self.session_factory = make_session_factory(self.engine)
