@@ -41,6 +41,7 @@ def make_app(settings: dict):
         config.include(".gateway")
         config.include(".replication")
         config.include(".jobs")
+        config.include(".api")
         config.include(".cluster")
         config.include(".cluster.readonly")
         config.scan(ignore=["ezpyr.scripts", "ezpyr.meta"])

@@ -116,7 +116,11 @@ class EzpyrSecurityPolicy:
 def authenticated_user(request) -> User | None:
     """The user behind this request's session, or None. A session ends when
     the user signs out, is suspended or deleted, the password changes, or it
-    was idle longer than the session timeout setting."""
+    was idle longer than the session timeout setting. On the API (/api/…)
+    only a bearer token counts, never the session cookie."""
+    from ezpyr.api import bearer_user, is_api
+    if is_api(request):
+        return bearer_user(request)
     uid = request.session.get(SESSION_USER)
     if not uid:
         return None
@@ -170,6 +174,7 @@ def second_factor_required(view, info):
         if (
             route is not None
             and route.name not in ENROLMENT_ROUTES
+            and not route.name.startswith("api.")  # a token is its own second factor
             and not route.name.startswith("__")
             and request.authenticated_user is not None
             and not request.authenticated_user.totp_enabled

@@ -44,6 +44,13 @@ MAY_BE_PUBLIC = {"auth.logout"}
 MAY_BE_PUBLIC |= {"ops.healthz", "ops.readyz", "ops.metrics"}
 # /readyz answers 503 on purpose while the node is not ready (here: no worker).
 MAY_ANSWER_503 = {"ops.readyz"}
+# The API's reference (the OpenAPI document and its page) is public; its
+# endpoints need a bearer token, and answer 401 without one (never a redirect).
+MAY_BE_PUBLIC |= {"api.openapi", "api.docs"}
+
+
+def is_api(name: str) -> bool:
+    return name.startswith("api.") and name not in MAY_BE_PUBLIC
 MAY_BE_PUBLIC_PREFIXES = ("cluster.api.",)
 
 MADE_UP_ID = "00000000-0000-4000-8000-000000000000"
@@ -223,6 +230,9 @@ def test_anonymous_visitors(wsgi_app, testapp, this_node):
             problems.append(f"{where}: matched route {answer.route}, not {route.name}")
         elif answer.status >= 500 and not (answer.status == 503 and route.name in MAY_ANSWER_503):
             problems.append(f"{where}: {answer.status} {answer.body[:200]}")
+        elif is_api(route.name):
+            if answer.status != 401 or not answer.body.startswith("{"):
+                problems.append(f"{where}: an API call without a token got {answer.status}, not a JSON 401")
         elif route.permission(method) == NO_PERMISSION_REQUIRED:
             if answer.denied:
                 problems.append(f"{where}: public, but refused by the security policy")
@@ -254,6 +264,9 @@ def test_a_signed_in_user_without_the_admin_role(wsgi_app, user_app, this_node):
             problems.append(f"{where}: matched route {answer.route}, not {route.name}")
         elif answer.status >= 500 and not (answer.status == 503 and route.name in MAY_ANSWER_503):
             problems.append(f"{where}: {answer.status} {answer.body[:200]}")
+        elif is_api(route.name):  # the session cookie counts for nothing on the API
+            if answer.status != 401:
+                problems.append(f"{where}: a session without a token got {answer.status}, not 401")
         elif permission == "admin":
             if answer.status != 403 or not answer.denied:
                 problems.append(f"{where}: expected 403, got {answer.status} {answer.location}")
@@ -284,6 +297,9 @@ def test_an_admin_reaches_every_route(wsgi_app, admin_app, this_node):
         where = f"{route.name} {method} {route.path}"
         if answer.route != route.name:
             problems.append(f"{where}: matched route {answer.route}, not {route.name}")
+        elif is_api(route.name):  # the session cookie counts for nothing on the API
+            if answer.status != 401:
+                problems.append(f"{where}: a session without a token got {answer.status}, not 401")
         elif answer.denied or answer.status == 403:
             problems.append(f"{where}: refused an admin ({answer.status})")
         elif answer.status >= 500 and not (answer.status == 503 and route.name in MAY_ANSWER_503):

@@ -36,6 +36,11 @@ def this_node(request) -> NodeIdentity | None:
 
 def refusal(request, role: str):
     address = master_address(request.dbsession)
+    from ezpyr.api.framework import is_api, problem_response
+    if is_api(request):
+        return problem_response(409, f"This node is {role} and takes no changes: send them to the master"
+                                     f"{' at ' + address if address else ''}. Nothing was changed.",
+                                master=address or None)
     response = render_to_response(
         "cluster/readonly.jinja2",
         {"role": role, "master_address": address},

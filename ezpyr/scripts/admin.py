@@ -947,6 +947,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = action(settings, "set", settings_set, "change settings, checked as on the settings page")
     p.add_argument("assignments", nargs="+", metavar="NAME=VALUE",
                    help=f"one of: {', '.join(LABELS)}")
+
+    # API tokens (their own module registers them)
+    from ezpyr.api.cli import register as register_tokens
+    register_tokens(area, action)
     return parser
 
 

@@ -392,6 +392,20 @@ def test_a_slave_refuses_changes(node, db):
     assert [g["name"] for g in data(node, "user-groups", "list")["user_groups"]] == ["ops"]
 
 
+def test_api_tokens_on_the_command_line(node, db):
+    made = data(node, "tokens", "add", "nightly", "--owner", "admin", "--read-write", "--expires-days", "7")
+    assert made["secret"].startswith("ezp_") and made["token"]["read_only"] is False
+    listed = data(node, "tokens", "list")["tokens"]
+    assert [t["name"] for t in listed] == ["nightly"] and made["secret"] not in json.dumps(listed)
+    assert made["secret"] not in json.dumps(db.snapshot())  # only its hash is stored
+    refused(node, db, "tokens", "add", "nightly", "--owner", "admin", says="exists already")
+    refused(node, db, "tokens", "add", "other", "--owner", "nobody", says="nobody")
+    refused(node, db, "tokens", "add", "other", "--owner", "admin", "--expires-days", "0", says="number of days")
+    refused(node, db, "tokens", "revoke", "missing", says="no token named")
+    assert data(node, "tokens", "revoke", "nightly") == {"revoked": "nightly"}
+    assert ("token.revoke", "nightly") in [(a, t) for a, t, *_ in db.activity()]
+
+
 def test_usage_errors(tmp_path):
     missing = subprocess.run([str(BIN / "ezpyr-admin"), str(tmp_path / "nope.ini"), "users",
                               "list"], capture_output=True, text=True)

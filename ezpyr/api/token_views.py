@@ -1,0 +1,54 @@
+"""The panel's API tokens page: make one (its secret shown once), list
+them, revoke one."""
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.view import view_config
+from sqlalchemy import select
+
+from ezpyr.api.forms import TokenForm
+from ezpyr.api.tokens import TokenService
+from ezpyr.users.models import User
+from ezpyr.validation import Invalid
+
+
+@view_config(route_name="tokens.list", request_method="GET", renderer="api/tokens.jinja2", permission="admin")
+def list_tokens(request):
+    return {"tokens": TokenService(request.dbsession).all()}
+
+
+@view_config(route_name="tokens.new", renderer="api/token_new.jinja2", permission="admin")
+def new_token(request):
+    form = TokenForm.from_request(request)
+    users = list(request.dbsession.scalars(select(User).where(User.suspended.is_(False)).order_by(User.username)))
+    form.owner.choices = [(u.id, u.username) for u in users]
+    if request.method == "GET":
+        form.owner.data = request.authenticated_user.id
+    if request.method == "POST" and form.validate():
+        owner = request.dbsession.get(User, form.owner.data)
+        try:
+            token, secret = TokenService(request.dbsession).create(
+                form.name.data, owner, read_only=form.read_only.data, expires_days=form.expires_days.data)
+        except Invalid as error:
+            (getattr(form, error.field).errors if error.field and hasattr(form, error.field)
+             else form.form_errors).append(error.message)
+        else:
+            request.activity.record("token.create", token.name,
+                                    f"owner {owner.username}, {'read-only' if token.read_only else 'read-write'}")
+            return {"form": None, "token": token, "secret": secret}
+    return {"form": form, "token": None, "secret": None}
+
+
+@view_config(route_name="tokens.revoke", renderer="api/token_revoke.jinja2", permission="admin")
+def revoke_token(request):
+    service = TokenService(request.dbsession)
+    token = service.get(request.matchdict["id"])
+    if token is None:
+        raise HTTPNotFound()
+    if request.method == "POST":
+        name = token.name
+        service.revoke(token)
+        request.activity.record("token.revoke", name)
+        request.session.flash(f"Token {name} revoked: it no longer works, on either node.", "success")
+        return HTTPSeeOther(request.route_url("tokens.list"))
+    return {"token": token}
