@@ -47,6 +47,7 @@ MODEL_MODULES = (
     "ezpyr.replication.models",
     "ezpyr.cluster.models",
     "ezpyr.jobs.models",
+    "ezpyr.accounts.models",
 )
 
 
