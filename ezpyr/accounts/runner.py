@@ -45,7 +45,8 @@ def open_link(engine: Engine, settings: AccountSettings, target: str) -> AgentLi
                          pin["fingerprint"] if pin else None, settings.timeout)
     except FingerprintChanged as error:
         with engine.begin() as conn:
-            conn.execute(update(PINS).where(PINS.c.target == target)
+            # only against the pin compared with: a reset meanwhile stands
+            conn.execute(update(PINS).where(PINS.c.target == target, PINS.c.fingerprint == error.pinned)
                          .values(presented=error.presented, presented_at=utcnow()))
         raise
     if pin is None:

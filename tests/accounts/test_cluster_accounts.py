@@ -254,4 +254,8 @@ def test_reconcile_finds_and_fixes_what_differs(accounts_cluster):
     assert done["to_do"] == 3 and done["errors"] == []
     assert accounts_on(node, managed_only=True) == wanted(cluster.master)
     assert "mallory" in node.passwd()  # never touched
+    # this node kept frank's account as well (its task was lost too)
+    assert [r["remove"] for r in reconcile(cluster, "--dry-run")] == [["frank"], []]
+    reconcile(cluster)
+    assert "frank" not in cluster.sshd_master.passwd()
     assert [r["to_do"] for r in reconcile(cluster, "--dry-run")] == [0, 0]
