@@ -17,7 +17,8 @@ from ezpyr.accounts import requests
 from ezpyr.accounts.client import NAMES, AgentLink, FingerprintChanged, NodeUnreachable
 from ezpyr.accounts.models import AccountTask, PinnedHostKey
 from ezpyr.accounts.settings import AccountSettings
-from ezpyr.accounts.tasks import CHANNEL, desired
+from ezpyr.accounts.tasks import CHANNEL, desired, queue
+from ezpyr.cluster.models import ClusterPeer
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import WRITABLE_ROLES
@@ -197,6 +198,7 @@ class AccountsLoop:
         self.settings = settings
         self.stop_event = stop_event
         self.thread: threading.Thread | None = None
+        self._seen: tuple | None = None  # (master, other node reachable) at the last round
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.run, name="accounts", daemon=True)
@@ -219,8 +221,46 @@ class AccountsLoop:
     def round(self) -> None:
         with self.engine.connect() as conn:
             role = conn.scalar(select(NodeIdentity.__table__.c.role))
+            peer_up = conn.scalar(select(ClusterPeer.__table__.c.reachable))
+        seen, self._seen = self._seen, (role in WRITABLE_ROLES, bool(peer_up))
         if role not in WRITABLE_ROLES:
             return  # account work is the master's
         for target in ("this", "other"):
             if not self.stop_event.is_set():
                 apply_waiting(self.engine, self.settings, target)
+        if seen is not None and (not seen[0] or (peer_up and not seen[1])):
+            self.reconcile_after_rejoin(became_master=not seen[0])
+
+    def reconcile_after_rejoin(self, became_master: bool) -> None:
+        """This node became master (a takeover), or the other node is back
+        after being away: make both nodes' accounts match the users table."""
+        nodes = ("this", "other") if became_master else ("other",)
+        for target in nodes:
+            if self.settings.missing(target):
+                continue
+            try:
+                report = reconcile(self.engine, self.settings, target)
+            except NodeUnreachable as error:
+                log.warning("reconcile of %s's accounts waits: %s", NAMES[target], error)
+            else:
+                log.info("reconciled %s's accounts: %s", NAMES[target],
+                         {k: report[k] for k in ("create", "change", "remove", "errors")})
+
+
+def accounts_after_add(engine: Engine, settings: dict, progress, rows_done: int) -> dict:
+    """Add's last step: the secondary's accounts, counted in Add's progress.
+    When the secondary's sshd cannot be reached they are queued instead, and
+    made when it answers."""
+    accounts = AccountSettings.from_settings(settings)
+    if accounts.missing("other"):
+        return {"skipped": accounts.missing("other")}
+
+    def counted(done, total, message=None):
+        progress(rows_done + done, rows_done + total, message)
+
+    try:
+        return reconcile(engine, accounts, "other", progress=counted)
+    except NodeUnreachable as error:
+        with engine.begin() as conn:
+            queue(conn, list(desired(conn).values()), ["other"])
+        return {"waiting": str(error)}

@@ -13,6 +13,7 @@ from ezpyr.accounts.settings import AccountSettings
 from ezpyr.accounts.tasks import CHANNEL, AccountTaskService, targets
 from ezpyr.jobs.services import JobService, after_commit_start
 from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.replication.wake import wake_relay
 from ezpyr.validation import Invalid
 
@@ -33,7 +34,8 @@ def account_summary(request) -> dict:
         nodes.append({"target": target, "name": NAMES[target], "address": settings.address(target),
                       "problem": settings.missing(target), "pin": pin, **counts[target],
                       "last_error": service.last_error(target)})
-    return {"nodes": nodes, "user": settings.user}
+    role = request.dbsession.scalar(select(NodeIdentity.role))
+    return {"nodes": nodes, "user": settings.user, "master": role in WRITABLE_ROLES}
 
 
 @view_config(route_name="accounts.reset_fingerprint", renderer="accounts/reset_fingerprint.jinja2",

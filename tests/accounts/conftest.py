@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ezpyr.accounts.provisioning import ensure_key, public_key
 from ezpyr.secretbox import generate_key, write_key_file
-from tests.accounts.sshd import NodeSshd
+from tests.accounts.sshd import NodeSshd, node_settings, provisioned_pair
 from tests.cluster_nodes import ClusterNode, pair
 
 
@@ -24,19 +23,14 @@ class AccountsCluster:
 
 @pytest.fixture
 def accounts_cluster(tmp_path, backend, tmp_path_factory):
-    key_file = tmp_path / "provisioning_ed25519"
-    ensure_key(str(key_file))
     secret_key = tmp_path / "secret.key"
     write_key_file(secret_key, generate_key())
-    sshds = [NodeSshd(tmp_path / "sshd-a"), NodeSshd(tmp_path / "sshd-b")]
+    key_file, sshds = provisioned_pair(tmp_path)
     nodes = []
     try:
-        for sshd in sshds:
-            sshd.authorize(public_key(str(key_file)))
-            sshd.start()
         for name, own, other in (("node-a", *sshds), ("node-b", *reversed(sshds))):
-            nodes.append(ClusterNode(tmp_path, name, backend, tmp_path_factory, secret_key, extra_settings={
-                **own.settings(key_file), "ezpyr.accounts.other_ssh_address": other.address}))
+            nodes.append(ClusterNode(tmp_path, name, backend, tmp_path_factory, secret_key,
+                                     extra_settings=node_settings(own, other, key_file)))
         pair(*nodes)
         for node in nodes:
             node.start()

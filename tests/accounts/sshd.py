@@ -127,3 +127,28 @@ class NodeSshd:
 
 def wait_for(predicate, timeout=60, message=""):
     return wait_until(predicate, timeout, 0.1, message)
+
+
+def provisioned_pair(workdir: Path, names=("sshd-a", "sshd-b")) -> tuple[Path, list[NodeSshd]]:
+    """A provisioning key, and two sshds that let it run the agent (started:
+    stop them at the end, also after a failure)."""
+    from ezpyr.accounts.provisioning import ensure_key, public_key
+
+    key_file = workdir / "provisioning_ed25519"
+    ensure_key(str(key_file))
+    sshds = [NodeSshd(workdir / name) for name in names]
+    for sshd in sshds:
+        sshd.authorize(public_key(str(key_file)))
+    try:
+        for sshd in sshds:
+            sshd.start()
+    except BaseException:
+        for sshd in sshds:
+            sshd.stop()
+        raise
+    return key_file, sshds
+
+
+def node_settings(own: NodeSshd, other: NodeSshd, key_file: Path) -> dict:
+    """A node's ezpyr.accounts settings: its own sshd, the other's."""
+    return {**own.settings(key_file), "ezpyr.accounts.other_ssh_address": other.address}

@@ -182,6 +182,21 @@ def test_a_changed_host_key_stops_account_work_until_reset(accounts_cluster):
     status = json.loads(cluster.accounts("status", "--json").stdout)["nodes"]["other"]
     assert status["pinned"] == presented and status["presented"] is None
 
+    # once more, reset from the command line: it asks first
+    cluster.sshd_slave.stop()
+    cluster.sshd_slave.new_host_key()
+    cluster.sshd_slave.start()
+    on(cluster.master, lambda users, keys, s: users.suspend(user(users, "carol")))
+    wait_until(refused, 60, message="the other node's task to be refused again")
+    asked = cluster.accounts("reset-fingerprint", "other", check=False)
+    assert asked.returncode == 2 and "not confirmed" in asked.stderr
+    assert presented in asked.stdout and cluster.sshd_slave.fingerprint() in asked.stdout
+    assert accounts_on(cluster.sshd_slave)["carol"][0] is False
+    reset = json.loads(cluster.accounts("reset-fingerprint", "other", "--yes", "--json").stdout)
+    assert reset == {"node": "other", "old": presented, "new": cluster.sshd_slave.fingerprint(), "reset": True}
+    settled(cluster)
+    assert accounts_on(cluster.sshd_slave)["carol"][0] is True
+
 
 def panel(node) -> webtest.TestApp:
     app = webtest.TestApp(get_app(str(node.ini), "main"), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
