@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import json
 import os
 import shlex
@@ -235,6 +236,15 @@ class Agent:
         except (OSError, RuntimeError) as error:
             return {"ok": False, "refused": False, "error": str(error), "ran": self.ran}
 
+    def handle_alone(self, raw: bytes) -> dict:
+        """One request while no other agent on this node runs one (two
+        sessions, e.g. the worker and a reconcile, may be open at once)."""
+        lock_dir = self.root / "run"
+        lock_dir.mkdir(mode=0o755, exist_ok=True)
+        with open(lock_dir / "ezpyr-account-agent.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self.handle(raw)
+
     def serve(self, stdin, stdout) -> None:
         while True:
             raw = stdin.readline(MAX_LINE)
@@ -247,7 +257,7 @@ class Agent:
                 return
             if not raw.strip():
                 continue
-            stdout.write(json.dumps(self.handle(raw.rstrip(b"\n"))).encode() + b"\n")
+            stdout.write(json.dumps(self.handle_alone(raw.rstrip(b"\n"))).encode() + b"\n")
             stdout.flush()
 
 

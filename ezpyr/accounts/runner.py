@@ -222,13 +222,14 @@ class AccountsLoop:
         with self.engine.connect() as conn:
             role = conn.scalar(select(NodeIdentity.__table__.c.role))
             peer_up = conn.scalar(select(ClusterPeer.__table__.c.reachable))
-        seen, self._seen = self._seen, (role in WRITABLE_ROLES, bool(peer_up))
+        # peer_up: None while there is no other node, then its last probe
+        seen, self._seen = self._seen, (role in WRITABLE_ROLES, peer_up)
         if role not in WRITABLE_ROLES:
             return  # account work is the master's
         for target in ("this", "other"):
             if not self.stop_event.is_set():
                 apply_waiting(self.engine, self.settings, target)
-        if seen is not None and (not seen[0] or (peer_up and not seen[1])):
+        if seen is not None and (not seen[0] or (peer_up and seen[1] is False)):
             self.reconcile_after_rejoin(became_master=not seen[0])
 
     def reconcile_after_rejoin(self, became_master: bool) -> None:
