@@ -1,5 +1,6 @@
 """ezpyr-worker CONFIG: this node's replication worker (relay, applier,
-heartbeat). Runs until stopped with SIGTERM or Ctrl-C."""
+heartbeat) and, on the master, the account tasks. Runs until stopped with
+SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import argparse

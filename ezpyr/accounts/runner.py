@@ -59,9 +59,12 @@ def open_link(engine: Engine, settings: AccountSettings, target: str) -> AgentLi
 
 
 def _wait(engine, target: str, reason: str) -> None:
+    """Record why ``target``'s tasks wait (written only when the reason
+    changes: an idle node away for hours writes nothing)."""
     with engine.begin() as conn:
-        conn.execute(update(TASKS).where(TASKS.c.target == target, TASKS.c.state == "waiting")
-                     .values(error=reason, attempts=TASKS.c.attempts + 1, updated_at=utcnow()))
+        conn.execute(update(TASKS).where(TASKS.c.target == target, TASKS.c.state == "waiting",
+                                         TASKS.c.error != reason)
+                     .values(error=reason, updated_at=utcnow()))
 
 
 def apply_waiting(engine: Engine, settings: AccountSettings, target: str) -> dict:
@@ -191,45 +194,66 @@ def reset_fingerprint(engine: Engine, settings: AccountSettings, target: str, pr
 
 class AccountsLoop:
     """The worker's accounts loop: applies the waiting tasks of both nodes,
-    when woken by a commit that queued some and every ``retry_interval``."""
+    each node in a thread of its own (a node that is slow or away never
+    holds the other back), when woken by a commit that queued some and
+    every ``retry_interval``."""
 
     def __init__(self, engine: Engine, settings: AccountSettings, stop_event: threading.Event):
         self.engine = engine
         self.settings = settings
         self.stop_event = stop_event
-        self.thread: threading.Thread | None = None
-        self._seen: tuple | None = None  # (master, other node reachable) at the last round
+        self.threads: list[threading.Thread] = []
+        self.kicks = {target: threading.Event() for target in ("this", "other")}
+        self._seen: tuple | None = None  # (master, other node reachable) at the last look
 
     def start(self) -> None:
-        self.thread = threading.Thread(target=self.run, name="accounts", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self.run, name="accounts", daemon=True)]
+        self.threads += [threading.Thread(target=self.apply_loop, args=(target,), name=f"accounts-{target}",
+                                          daemon=True) for target in self.kicks]
+        for thread in self.threads:
+            thread.start()
+
+    def master(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(NodeIdentity.__table__.c.role)) in WRITABLE_ROLES
 
     def run(self) -> None:
+        """Wakes both nodes' threads on each commit that queued tasks (and on
+        the retry interval); reconciles after a takeover or a return."""
         with self.engine.connect() as conn:
             node = conn.execute(select(NodeIdentity.__table__)).mappings().first()
         listener = WakeListener(node["id"] if node else "", CHANNEL)
         try:
             while not self.stop_event.is_set():
+                for kick in self.kicks.values():
+                    kick.set()
                 try:
-                    self.round()
+                    self.look()
                 except Exception as error:  # noqa: BLE001 - the loop must go on; tasks stay waiting
                     log.warning("accounts loop: %s", error)
                 listener.wait(self.settings.retry_interval)
         finally:
             listener.close()
 
-    def round(self) -> None:
+    def apply_loop(self, target: str) -> None:
+        kick = self.kicks[target]
+        while not self.stop_event.is_set():
+            kick.wait(self.settings.retry_interval)
+            kick.clear()
+            try:
+                if self.master():  # account work is the master's
+                    apply_waiting(self.engine, self.settings, target)
+            except Exception as error:  # noqa: BLE001 - the loop must go on; tasks stay waiting
+                log.warning("accounts loop (%s): %s", NAMES[target], error)
+
+    def look(self) -> None:
         with self.engine.connect() as conn:
             role = conn.scalar(select(NodeIdentity.__table__.c.role))
             peer_up = conn.scalar(select(ClusterPeer.__table__.c.reachable))
         # peer_up: None while there is no other node, then its last probe
         seen, self._seen = self._seen, (role in WRITABLE_ROLES, peer_up)
-        if role not in WRITABLE_ROLES:
-            return  # account work is the master's
-        for target in ("this", "other"):
-            if not self.stop_event.is_set():
-                apply_waiting(self.engine, self.settings, target)
-        if seen is not None and (not seen[0] or (peer_up and seen[1] is False)):
+        if role in WRITABLE_ROLES and seen is not None and (
+                not seen[0] or (peer_up and seen[1] is False)):
             self.reconcile_after_rejoin(became_master=not seen[0])
 
     def reconcile_after_rejoin(self, became_master: bool) -> None:

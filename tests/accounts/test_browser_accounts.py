@@ -32,11 +32,11 @@ def test_reset_fingerprint_and_reconcile_from_the_browser(accounts_cluster, brow
 
     page.goto(f"http://{cluster.master.address}/cluster")
     assert "1 waiting" in page.inner_text("tr[data-node=other]")
-    page.click("text=Reset fingerprint on the other node")
+    page.click("a:has-text('Reset fingerprint on the other node')")
     assert pinned in page.inner_text("[data-field=pinned]")
     assert presented in page.inner_text("[data-field=presented]")
     shots(page, "reset-confirm")
-    page.click(f"text=Pin {presented}")
+    page.click(f"button:has-text('Pin {presented}')")
     page.wait_for_url(lambda url: url.endswith("/cluster"))
     assert f"{presented} is pinned now" in page.content()
     shots(page, "reset-done")
@@ -44,7 +44,7 @@ def test_reset_fingerprint_and_reconcile_from_the_browser(accounts_cluster, brow
     assert "grace" in cluster.sshd_slave.passwd()
 
     cluster.sshd_slave.authorized_keys("grace").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHV0K1M6Ryr/hvA0Sl5vK2V2P6KMmt7tBA2fpW0yXbTB\n")
-    page.click("text=Reconcile accounts")
+    page.click("button:has-text('Reconcile accounts')")
     assert wait_for_job(page) == "done"
     shots(page, "reconcile-done")
     assert accounts_on(cluster.sshd_slave)["grace"] == (False, [])
