@@ -10,6 +10,7 @@ workers applying the account tasks. Prints the figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from benchlib import Node, Run, add_secondary, log, start_all, wait_connected  #
 from ezpyr.passwords import Passwords  # noqa: E402
 from ezpyr.scripts.node_env import NodeEnv  # noqa: E402
 from ezpyr.users.services import UserService  # noqa: E402
-from tests.accounts.sshd import NodeSshd, node_settings, provisioned_pair  # noqa: E402
+from tests.accounts.sshd import NodeSshd, make_root, node_settings, provisioned_pair  # noqa: E402
 
 CHEAP_ARGON2 = {"ezpyr.argon2.time_cost": "1", "ezpyr.argon2.memory_cost": "1024",
                 "ezpyr.argon2.parallelism": "1"}
@@ -35,6 +36,18 @@ def with_accounts(node: Node, own: NodeSshd, other: NodeSshd, key_file: Path) ->
 
 def accounts(sshd: NodeSshd, prefix: str) -> int:
     return sum(1 for name in sshd.passwd() if name.startswith(prefix))
+
+
+def useradd_alone(workdir: Path, n: int = 20) -> float:
+    """Seconds one plain ``useradd --prefix`` takes on this disk (the
+    yardstick: the agent runs one per new account)."""
+    root = workdir / "yardstick"
+    make_root(root)
+    started = time.monotonic()
+    for i in range(n):
+        subprocess.run(["useradd", "--prefix", str(root), "--create-home", "--shell", "/bin/false",
+                        f"yard{i:03d}"], check=True, capture_output=True)
+    return (time.monotonic() - started) / n
 
 
 def sessions(sshd: NodeSshd) -> int:
@@ -84,6 +97,8 @@ def main() -> int:
             print(f"all {args.users} accounts on this node:   {done[0]:.1f} s after the first create")
             print(f"all {args.users} accounts on the other:   {done[1]:.1f} s after the first create")
             print(f"both nodes hold all accounts:        {max(done):.1f} s (target: under 60 s)")
+            print(f"one plain useradd on this disk:      {useradd_alone(workdir) * 1000:.0f} ms "
+                  f"(the agent runs one per new account, one node at a time)")
             print(f"SSH sessions opened meanwhile:       this node {opened[0]}, other node {opened[1]} "
                   "(one per worker round; each carries every request waiting then)")
         finally:
