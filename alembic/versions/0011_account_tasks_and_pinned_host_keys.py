@@ -1,7 +1,7 @@
 """system accounts: the account tasks waiting per node, pinned host keys
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0018
 Create Date: 2026-11-25 18:30:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import ezpyr.meta
 
 
 revision = '0011'
-down_revision = '0010'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
