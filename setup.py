@@ -53,6 +53,8 @@ setup(
             "ezpyr-cluster = ezpyr.scripts.cluster:main",
             "ezpyr-grant-host = ezpyr.scripts.grant_host:main",
             "ezpyr-admin = ezpyr.scripts.admin:main",
+            "ezpyr-accounts = ezpyr.scripts.accounts:main",
+            "ezpyr-account-agent = ezpyr.accounts.agent:main",
         ],
     },
 )

@@ -34,6 +34,7 @@ def make_app(settings: dict):
         config.include(".auth")
         config.include(".home")
         config.include(".users")
+        config.include(".accounts")
         config.include(".servers")
         config.include(".access")
         config.include(".guard")

@@ -48,6 +48,7 @@ MODEL_MODULES = (
     "ezpyr.cluster.models",
     "ezpyr.jobs.models",
     "ezpyr.api.models",
+    "ezpyr.accounts.models",
 )
 
 

@@ -1,5 +1,6 @@
 """ezpyr-worker CONFIG: this node's replication worker (relay, applier,
-heartbeat). Runs until stopped with SIGTERM or Ctrl-C."""
+heartbeat) and, on the master, the account tasks. Runs until stopped with
+SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ezpyr.accounts.runner import AccountsLoop
+from ezpyr.accounts.settings import AccountSettings
 from ezpyr.cluster.client import PeerTls
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.replication.schema import code_revision
@@ -71,6 +74,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     worker.start()
+    accounts = AccountsLoop(env.engine, AccountSettings.from_settings(settings), worker.stop_event)
+    accounts.start()
     log.info("worker started (broker %s)", broker_url.split("@")[-1])
     print("ezpyr-worker: running", flush=True)
     if not has_peer:

@@ -14,6 +14,7 @@ import secrets
 from sqlalchemy import select, update
 
 from ezpyr import __version__
+from ezpyr.accounts.runner import accounts_after_add
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, address_host
 from ezpyr.cluster.models import ClusterPeer, GrantedHost
 from ezpyr.cluster.services import BUILD, vector_to_json
@@ -144,5 +145,6 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
             conn.execute(update(outbox).where(outbox.c.origin == origin, outbox.c.epoch == epoch,
                                               outbox.c.seq <= seq, outbox.c.sent_at.is_(None))
                          .values(sent_at=utcnow()))
+    accounts = accounts_after_add(engine, settings, progress, total)
     progress(total, total, "done")
-    return {"rows": total, "tables": counts, "secondary": address}
+    return {"rows": total, "tables": counts, "secondary": address, "accounts": accounts}

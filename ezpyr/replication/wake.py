@@ -19,19 +19,20 @@ _sender: socket.socket | None = None
 _sender_pid = 0
 
 
-def address(node_id: str) -> str | None:
-    """The relay's wake-up address for ``node_id`` (None where abstract
-    sockets do not exist: the relay then checks on its safety interval)."""
+def address(node_id: str, channel: str = "relay") -> str | None:
+    """The wake-up address of ``channel`` (the relay, or the accounts
+    runner) for ``node_id`` (None where abstract sockets do not exist: the
+    loop then checks on its safety interval)."""
     if not sys.platform.startswith("linux") or not node_id:
         return None
-    return f"\0ezpyr.relay.{node_id}"
+    return f"\0ezpyr.{channel}.{node_id}"
 
 
-def wake_relay(node_id: str) -> None:
+def wake_relay(node_id: str, channel: str = "relay") -> None:
     """Tell the relay of ``node_id`` that the outbox has something new.
     Never blocks and never fails: no worker listening is normal."""
     global _sender, _sender_pid
-    target = address(node_id)
+    target = address(node_id, channel)
     if target is None:
         return
     try:
@@ -47,10 +48,10 @@ def wake_relay(node_id: str) -> None:
 class WakeListener:
     """The relay's end: wait(timeout) returns True when woken."""
 
-    def __init__(self, node_id: str):
+    def __init__(self, node_id: str, channel: str = "relay"):
         self.node_id = node_id
         self._socket: socket.socket | None = None
-        target = address(node_id)
+        target = address(node_id, channel)
         if target is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             try:

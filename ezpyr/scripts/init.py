@@ -211,10 +211,27 @@ def check_arguments(args, settings: dict) -> None:
         raise Invalid("--admin-password: " + " ".join(errors), "admin_password")
 
 
+def ensure_provisioning_key(settings: dict, say) -> None:
+    """The key the master signs in to each node's provisioning account with,
+    and the one line to put in that account's authorized_keys."""
+    from ezpyr.accounts.provisioning import authorized_keys_line, ensure_key
+    from ezpyr.accounts.settings import AccountSettings
+
+    accounts = AccountSettings.from_settings(settings)
+    if not accounts.key_file:
+        return
+    made = ensure_key(accounts.key_file)
+    say(f"{'created' if made else 'found'} provisioning key: {accounts.key_file}"
+        + (" (mode 0600)" if made else ""))
+    say(f"put this line in ~{accounts.user}/.ssh/authorized_keys on each node "
+        f"(the provisioning account):\n{authorized_keys_line(accounts)}")
+
+
 def set_up(args, settings: dict, say) -> str | None:
     """Everything after the arguments were checked. Returns the generated
     admin password, if one was made."""
     ensure_key_files(settings, say)
+    ensure_provisioning_key(settings, say)
     ensure_database(settings["sqlalchemy.url"], say)
     engine = make_engine(settings)
     try:

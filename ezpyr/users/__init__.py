@@ -1,3 +1,7 @@
+# Account tasks follow every change of a user or a user's key (session hooks).
+from ezpyr.accounts import tasks as _account_tasks  # noqa: F401
+
+
 def includeme(config):
     config.add_route("user_groups.list", "/user-groups")
     config.add_route("user_groups.new", "/user-groups/new")

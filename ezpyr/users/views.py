@@ -5,6 +5,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from wtforms.fields.choices import SelectChoice
 
+from ezpyr.accounts.tasks import AccountTaskService
 from ezpyr.auth.services import AuthService
 from ezpyr.paging import Page, page_number
 from ezpyr.users.forms import KeyForm, NewUserForm, ResetPasswordForm, UserForm
@@ -48,6 +49,7 @@ def list_users(request):
         "q": q,
         "key_counts": UserKeyService(request.dbsession).counts(page.items),
         "locked": {u.id for u in page.items if auth.is_locked(u.username)},
+        "accounts": AccountTaskService(request.dbsession).states([u.username for u in page.items]),
     }
 
 

@@ -70,6 +70,14 @@ def test_first_run_creates_the_node_and_prints_the_password_once(node):
     for key_file in ("secret.key", "session.key"):
         assert mode(node.var / key_file) == 0o600
     assert mode(node.var) == 0o700
+    # the provisioning key, and the one line for each node's provisioning account
+    provisioning = node.var / "provisioning_ed25519"
+    assert f"created provisioning key: {provisioning} (mode 0600)" in out and mode(provisioning) == 0o600
+    line = re.search(r'^restrict,command="(\S+/ezpyr-account-agent) --shell (\S+)" (ssh-ed25519 \S+) '
+                     r'ezpyr-provisioning$', out, re.MULTILINE)
+    assert line, out
+    assert line.group(3) + " ezpyr-provisioning\n" == (node.var / "provisioning_ed25519.pub").read_text()
+    assert line.group(2).endswith("/ezsh")
 
     (identity,), (key,), (admin,) = rows(node.db_url)
     assert f"created node identity node-init ({identity.id})" in out
@@ -94,6 +102,7 @@ def test_first_run_creates_the_node_and_prints_the_password_once(node):
                  f"schema is up to date (revision {head()})",
                  f"found node identity node-init ({identity.id}), role standalone",
                  f"found gateway key pair {key.fingerprint}",
+                 f"found provisioning key: {provisioning}",
                  "found admin admin; its password is unchanged"):
         assert line in out
     assert {f: (node.var / f).read_bytes() for f in keys_before} == keys_before
