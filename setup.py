@@ -19,6 +19,7 @@ requires = [
     "cryptography>=42",
     "WTForms>=3.1",
     "prometheus_client>=0.20",
+    "pydantic>=2.6,<3",
 ]
 
 testing_requires = [
@@ -26,6 +27,7 @@ testing_requires = [
     "pytest>=8.0",
     "pytest-xdist>=3.5",
     "playwright>=1.45",
+    "hypothesis>=6.100",
 ]
 
 setup(

@@ -14,13 +14,14 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import exception_view_config, view_config
 
 from ezpyr.cluster.services import ClusterService
-from ezpyr.cluster.resolve import Resync, backup_dir, provenance, resync_staging, write_backup
+from ezpyr.cluster.resolve import Resync, backup_dir, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
+from ezpyr.cluster.secret import accepted_secrets, receive_rotation
 from ezpyr.cluster.setup import SECONDARY, NotSealed, SetupService, seal, unseal
 from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
-from ezpyr.replication.outbox import ResendImpossible, resend_from
+from ezpyr.replication.outbox import ResendImpossible, provenance, resend_from
 from ezpyr.replication.verify import (
     DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, MAX_SPLITS, checksum_page, row_hash_page, rows_by_id,
     split_checksums, tables_by_name,
@@ -54,9 +55,7 @@ def authenticate(request):
         peer = service.peer()
         if peer is None:
             raise Refused("this node has no cluster configured")
-        secret = request.secret_box.decrypt(peer.secret_encrypted)
-        nonce = check_signature(secret, request.method, request.path_qs, request.body,
-                                request.headers)
+        nonce = _check_any(accepted_secrets(peer, request.secret_box), request)
         if request.headers.get(HEADER_NODE) != peer.id:
             raise Refused("request from an unknown node")
         if not service.remember_nonce(nonce, FRESHNESS_SECONDS):
@@ -65,6 +64,18 @@ def authenticate(request):
         log.warning("cluster API request refused from %s: %s", address, refusal)
         raise ApiError(403, f"refused: {refusal}") from None
     return peer
+
+
+def _check_any(secrets: list[str], request) -> str:
+    """check_signature with each secret accepted (more than one while the
+    cluster secret rotates); returns the nonce."""
+    refusal = Refused("this node has no cluster secret")
+    for secret in secrets:
+        try:
+            return check_signature(secret, request.method, request.path_qs, request.body, request.headers)
+        except Refused as error:
+            refusal = error
+    raise refusal
 
 
 def api_view(**settings):
@@ -350,3 +361,14 @@ def api_resync_finish(request):
     except Invalid as error:
         raise ApiError(409, error.message) from None
     return {"split_brain": False}
+
+
+@api_view(route_name="cluster.api.rotate_secret", request_method="POST")
+def api_rotate_secret(request):
+    """The other node rolls a new cluster secret (ezpyr-cluster rotate-secret)."""
+    authenticate(request)
+    try:
+        receive_rotation(request.dbsession, request.secret_box, _json_body(request))
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
+    return {"rotated": True}
