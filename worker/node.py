@@ -247,6 +247,8 @@ class NodeWorker:
                 peer_vector = VersionVector.from_json(status.get("vector", {}))
                 with self.engine.begin() as conn:
                     outcome = meet(conn, mine, status)
+                if self.keys.retire_if_switched(status, mine):
+                    log.info("cluster secret rotated: the previous secret is no longer accepted")
                 if outcome:
                     log.warning("cluster: %s", outcome.message)
                 values.update(

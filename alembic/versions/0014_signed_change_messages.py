@@ -7,7 +7,7 @@ Create Date: 2026-11-25 18:45:00
 from alembic import op
 import sqlalchemy as sa
 
-from ezpyr.meta import Timestamp
+from ezpyr.meta import LongText, Timestamp
 
 
 revision = '0014'
@@ -32,10 +32,12 @@ def upgrade():
     with op.batch_alter_table('cluster_peer', schema=None) as batch_op:
         batch_op.add_column(sa.Column('next_secret_encrypted', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('previous_secret_encrypted', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('signed_before_switch', LongText, nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('cluster_peer', schema=None) as batch_op:
+        batch_op.drop_column('signed_before_switch')
         batch_op.drop_column('previous_secret_encrypted')
         batch_op.drop_column('next_secret_encrypted')
     with op.batch_alter_table('refused_changes', schema=None) as batch_op:

@@ -16,7 +16,7 @@ from pyramid.view import exception_view_config, view_config
 from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.resolve import Resync, backup_dir, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
-from ezpyr.cluster.secret import accepted_secrets, receive_rotation
+from ezpyr.cluster.secret import accepted_secrets, receive_rotation, rotation_status
 from ezpyr.cluster.setup import SECONDARY, NotSealed, SetupService, seal, unseal
 from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
@@ -92,8 +92,8 @@ def hello(request):
 
 @api_view(route_name="cluster.api.status", request_method="GET")
 def status(request):
-    authenticate(request)
-    return ClusterService(request.dbsession).hello()
+    peer = authenticate(request)
+    return {**ClusterService(request.dbsession).hello(), **rotation_status(peer, request.secret_box)}
 
 
 @api_view(route_name="cluster.api.resend", request_method="POST")

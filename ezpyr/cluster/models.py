@@ -27,6 +27,9 @@ class ClusterPeer(Base):
     # other node's first change message signed with the current one arrives
     next_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # this node's own streams as far as it had numbered them when it began signing with
+    # the current secret: what it may have signed with the previous one (JSON vector)
+    signed_before_switch: Mapped[str | None] = mapped_column(LongText, nullable=True)
     role: Mapped[str] = mapped_column(String(32), default="slave")  # last known
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     # what the admin chose: "connected", or "disconnected" (no probing, changes kept)

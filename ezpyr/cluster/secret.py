@@ -16,10 +16,14 @@ secret without stopping replication:
    *previous*.
 
 At every moment each node accepts what the other signs with. A node drops
-its previous secret once the other node's first change message signed with
-the current one has been applied (the broker's queue is in order, so
-nothing signed with the old one can follow). If step 2 fails, nothing
-changed on either node except an unused next secret; run the command again.
+its previous secret as soon as nothing signed with it can still arrive:
+when it has applied the other node's first change message signed with the
+current one (the broker's queue is in order), or when the other node's
+status says it signs with the current secret and this node has applied
+every change the other had numbered when it switched (``signed_before_switch``;
+a read-only slave has none, so its master drops the old secret at the next
+probe). If step 2 fails, nothing changed on either node except an unused
+next secret; run the command again.
 """
 from __future__ import annotations
 
@@ -32,7 +36,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, update
 
 from ezpyr.cluster.models import ClusterPeer
+from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.apply import version_vector
 from ezpyr.replication.messages import Keyring
+from ezpyr.replication.vector import VersionVector
 from ezpyr.validation import Invalid
 
 PEER = ClusterPeer.__table__
@@ -90,6 +97,22 @@ class PeerKeys:
             self._stored = stored
         return self._keyring
 
+    def retire_if_switched(self, status: dict, mine: VersionVector) -> bool:
+        """After a probe: drop the previous secret once the other node signs
+        with the current one and everything it signed with the previous one
+        is applied here. True when it was dropped."""
+        keyring = self.keyring()
+        if keyring is None or keyring.previous is None or status.get("secret_id") != keyring.key_id():
+            return False
+        try:
+            before = VersionVector.from_json(status.get("signed_before_switch") or {})
+        except ValueError:
+            return False
+        if mine.lacks(before):
+            return False
+        self.retire_previous(keyring)
+        return True
+
     def retire_previous(self, keyring: Keyring) -> None:
         """The other node signs with the current secret: stop accepting the
         previous one (unless a newer rotation replaced it meanwhile)."""
@@ -128,7 +151,8 @@ def rotate_secret(engine, secret_box, client_for) -> dict:
     with engine.begin() as conn:  # 3. sign with it here too
         conn.execute(update(PEER).values(
             secret_encrypted=secret_box.encrypt(fresh), next_secret_encrypted=None,
-            previous_secret_encrypted=secret_box.encrypt(keyring.current)))
+            previous_secret_encrypted=secret_box.encrypt(keyring.current),
+            signed_before_switch=own_streams(conn).dumps()))
     return {"rotated": True, "previous_accepted_until": "the other node's first change signed with the new secret"}
 
 
@@ -157,4 +181,23 @@ def receive_rotation(dbsession, secret_box, body: dict) -> None:
     peer.previous_secret_encrypted = secret_box.encrypt(keyring.current)
     peer.secret_encrypted = secret_box.encrypt(fresh)
     peer.next_secret_encrypted = None
+    peer.signed_before_switch = own_streams(dbsession.connection()).dumps()
     dbsession.flush()
+
+
+def own_streams(connection) -> VersionVector:
+    """This node's own streams in its vector (the changes it has numbered)."""
+    node_id = connection.execute(select(NodeIdentity.__table__.c.id)).scalar()
+    return VersionVector({stream: seq for stream, seq in version_vector(connection).items()
+                          if stream[0] == node_id})
+
+
+def rotation_status(peer, secret_box) -> dict:
+    """What the other node's probe reads: which secret this node signs
+    with, and what it signed with the previous one."""
+    keyring = keyring_of(peer, secret_box)
+    if keyring is None:
+        return {}
+    return {"secret_id": keyring.key_id(),
+            "signed_before_switch": VersionVector.from_json(peer.signed_before_switch).to_json()
+            if keyring.previous else {}}

@@ -141,6 +141,11 @@ class Keyring:
     def signing_key(self) -> bytes:
         return _key(self.current)
 
+    def key_id(self) -> str:
+        """Names the secret signed with, without revealing it (the other
+        node compares it with its own)."""
+        return secret_id(self.current)
+
     def accepted(self) -> list[tuple[str, bytes]]:
         """(which, key) in the order they are tried."""
         return [(which, _key(secret)) for which, secret in
@@ -148,6 +153,10 @@ class Keyring:
 
 
 _keys: dict[str, bytes] = {}
+
+
+def secret_id(secret: str) -> str:
+    return hmac.new(_key(secret), b"key id", hashlib.sha256).hexdigest()[:16]
 
 
 def _key(secret: str) -> bytes:
