@@ -62,10 +62,10 @@ def _call(client, method, path, body=None):
     except PeerUnreachable as error:
         raise Invalid(f"The secondary did not answer: {error}.") from None
     except PeerRefused as error:
-        if error.status == 403 and "bad signature" in error.message:
+        if error.code == "bad-signature":
             raise Invalid("The secondary refused the setup key: check the key it printed "
                           "(each key works once).") from None
-        if error.status == 403 and "not granted" in error.message:
+        if error.code == "not-granted":
             raise Invalid("The secondary does not accept requests from this node's address: install "
                           "it with ezpyr-init CONFIG --secondary <this node's address>.") from None
         raise Invalid(f"The secondary refused: {error.message}") from None

@@ -19,7 +19,7 @@ from ezpyr.cluster.roles import demote, handed_over, undemote
 from ezpyr.cluster.secret import accepted_secrets, receive_rotation, rotation_status
 from ezpyr.cluster.setup import SECONDARY, NotSealed, SetupService, seal, unseal
 from ezpyr.validation import Invalid
-from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
+from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, NotGranted, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import ResendImpossible, provenance, resend_from
 from ezpyr.replication.verify import (
@@ -31,18 +31,20 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """Answered as JSON ``{"error": message}`` with the given HTTP status."""
+    """Answered as JSON ``{"error": message, "code": code}`` with the given
+    HTTP status: the message for people, the code for the calling node."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str = ""):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 @exception_view_config(ApiError, renderer="json")
 def api_error(exc, request):
     request.response.status = exc.status
-    return {"error": exc.message}
+    return {"error": exc.message, "code": exc.code} if exc.code else {"error": exc.message}
 
 
 def authenticate(request):
@@ -51,7 +53,7 @@ def authenticate(request):
     address = request.remote_addr or ""
     try:
         if not service.is_granted(address):
-            raise Refused(f"address {address} is not granted (ezpyr-grant-host)")
+            raise NotGranted(f"address {address} is not granted (ezpyr-grant-host)")
         peer = service.peer()
         if peer is None:
             raise Refused("this node has no cluster configured")
@@ -62,7 +64,7 @@ def authenticate(request):
             raise Refused("replayed request")
     except Refused as refusal:
         log.warning("cluster API request refused from %s: %s", address, refusal)
-        raise ApiError(403, f"refused: {refusal}") from None
+        raise ApiError(403, f"refused: {refusal}", refusal.code) from None
     return peer
 
 
@@ -209,7 +211,7 @@ def authenticate_setup(request) -> str:
     address = request.remote_addr or ""
     try:
         if not service.is_granted(address):
-            raise Refused(f"address {address} is not granted")
+            raise NotGranted(f"address {address} is not granted")
         if service.node().role != SECONDARY:
             raise Refused(f"this node is {service.node().role}, not a secondary awaiting setup")
         key = setup.setup_key()
@@ -220,7 +222,7 @@ def authenticate_setup(request) -> str:
             raise Refused("replayed request")
     except Refused as refusal:
         log.warning("cluster setup request refused from %s: %s", address, refusal)
-        raise ApiError(403, f"refused: {refusal}") from None
+        raise ApiError(403, f"refused: {refusal}", refusal.code) from None
     return key
 
 

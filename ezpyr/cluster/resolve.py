@@ -34,6 +34,7 @@ from ezpyr.replication.wake import wake_relay
 from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import decode_row, encode_row
 from ezpyr.replication.vector import VersionVector
+from ezpyr.replication.writes import recording
 from ezpyr.validation import Invalid
 
 SIDES = ("here", "there")
@@ -160,13 +161,14 @@ def apply_decisions(connection: Connection, decisions: list[Decision], peer_vect
     upserts = sorted((d for d in decisions if d.keep is not None), key=lambda d: order[d.table])
     deletes = sorted((d for d in decisions if d.keep is None), key=lambda d: -order[d.table])
     try:
-        for d in deletes:
-            connection.execute(delete(tables[d.table]).where(tables[d.table].c.id == d.id))
-            changes.append({"table": d.table, "op": "delete", "pk": d.id, "row": None})
-        for d in upserts:
-            table = tables[d.table]
-            connection.execute(upsert_statement(connection, table), [decode_row(table, d.keep)])
-            changes.append({"table": d.table, "op": "upsert", "pk": d.id, "row": d.keep})
+        with recording(connection):
+            for d in deletes:
+                connection.execute(delete(tables[d.table]).where(tables[d.table].c.id == d.id))
+                changes.append({"table": d.table, "op": "delete", "pk": d.id, "row": None})
+            for d in upserts:
+                table = tables[d.table]
+                connection.execute(upsert_statement(connection, table), [decode_row(table, d.keep)])
+                changes.append({"table": d.table, "op": "upsert", "pk": d.id, "row": d.keep})
     except IntegrityError as error:
         raise Invalid(f"The choices break a rule of the data ({error.orig}); nothing was changed.") from None
     take_in(connection, peer_vector)

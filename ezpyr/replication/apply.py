@@ -21,6 +21,7 @@ from ezpyr.replication.messages import ChangeMessage
 from ezpyr.replication.models import VersionVectorEntry
 from ezpyr.replication.rows import decode_row
 from ezpyr.replication.vector import VersionVector
+from ezpyr.replication.writes import applying
 
 
 class UnknownTable(ValueError):
@@ -139,7 +140,8 @@ def apply_batch(connection: Connection, messages: list[ChangeMessage]) -> BatchR
         vector[stream] = message.seq
         result.applied += 1
         result.applied_messages.append(message)
-    _run_ops(connection, ops)
+    with applying(connection):
+        _run_ops(connection, ops)
     for stream, seq in vector.items():
         if seq != known[stream]:
             _advance(connection, stream[0], stream[1], seq, known[stream])

@@ -21,6 +21,7 @@ from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.users.groups import UserGroupService
 from ezpyr.users.models import UserGroup
 from ezpyr.users.services import UserService
+from ezpyr.replication.writes import applying
 from tests.backends import drop_database, new_database
 from tests.conftest import migrate
 
@@ -188,7 +189,7 @@ def test_verify_is_clean_when_equal_and_names_the_rows_that_differ(nodes):
         assert all(r.in_sync for r in reports)
         assert {r.table: r.rows_here for r in reports}["user_groups"] == 40
     groups = UserGroup.__table__
-    with slave.engine.begin() as conn:  # drift the slave behind replication's back
+    with slave.engine.begin() as conn, applying(conn):  # drift the slave behind replication's back
         conn.execute(sql_update(groups).where(groups.c.name == "g7").values(description="drift"))
         conn.execute(groups.delete().where(groups.c.name == "g8"))
     with master.engine.connect() as a, slave.engine.connect() as b:
@@ -313,10 +314,10 @@ def test_verify_in_small_pages_realigns_after_rows_only_on_either_side(nodes, ch
     here_only = [ids[5][:34] + "g" + c for c in "ghijklmn"]  # between ids[5] and ids[6]
     there_only = [ids[20][:34] + "h" + c for c in "ghij"] + ["0" * 8 + ids[0][8:]]  # and before all
     for node, extra in ((master, here_only), (slave, there_only)):
-        with node.engine.begin() as conn:  # behind replication's back
+        with node.engine.begin() as conn, applying(conn):  # behind replication's back
             conn.execute(groups.insert(), [{"id": i, "name": f"x{n}-{node.id[:4]}", "description": "",
                                             "created_at": utcnow()} for n, i in enumerate(extra)])
-    with slave.engine.begin() as conn:
+    with slave.engine.begin() as conn, applying(conn):
         conn.execute(groups.update().where(groups.c.id == ids[29]).values(description="drift"))
     with master.engine.connect() as a, slave.engine.connect() as b:
         ug = {r.table: r for r in verify(a, LocalPeer(b), chunk_rows=chunk_rows,

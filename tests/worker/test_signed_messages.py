@@ -18,6 +18,7 @@ from ezpyr.replication.models import RefusedChange
 from ezpyr.replication.refusals import refusal_summary
 from ezpyr.users.models import User
 from ezpyr.users.services import UserService
+from ezpyr.replication.writes import applying
 from tests.replication.test_capture_apply import nodes  # noqa: F401 - fixture
 from tests.worker.test_transport import CLUSTER_SECRET, link, pump  # noqa: F401 - fixture
 
@@ -113,9 +114,8 @@ def test_a_replayed_genuine_message_is_a_no_op(link, passwords):
     body, headers = seal([outbox_message_json(entry)], master.id, slave.id, Keyring(CLUSTER_SECRET))
     publish_raw(applier, slave.id, body, headers)
     assert sum(r.applied for r in drain(applier)) == 1
-    with slave.sessions() as s:
-        s.execute(User.__table__.update().values(full_name="changed since"))  # later state
-        s.commit()
+    with slave.engine.begin() as conn, applying(conn):  # a later state, as if applied since
+        conn.execute(User.__table__.update().values(full_name="changed since"))
     before = slave.tables()
     for _ in range(3):  # the same bytes, captured and published again
         publish_raw(applier, slave.id, body, headers)
