@@ -85,17 +85,16 @@ class PeerKeys:
     def __init__(self, engine, secret_box):
         self.engine = engine
         self.secret_box = secret_box
-        self._stored = None
-        self._keyring = None
+        self._loaded = (None, None)  # (the stored values, their keyring): replaced whole, never mutated
 
     def keyring(self) -> Keyring | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(*self.COLUMNS)).mappings().first()
         stored = tuple(row.values()) if row is not None else None
-        if stored != self._stored:
-            self._keyring = keyring_of(row, self.secret_box)
-            self._stored = stored
-        return self._keyring
+        loaded = self._loaded
+        if stored != loaded[0]:
+            loaded = self._loaded = (stored, keyring_of(row, self.secret_box))
+        return loaded[1]
 
     def retire_if_switched(self, status: dict, mine: VersionVector) -> bool:
         """After a probe: drop the previous secret once the other node signs
@@ -116,10 +115,11 @@ class PeerKeys:
     def retire_previous(self, keyring: Keyring) -> None:
         """The other node signs with the current secret: stop accepting the
         previous one (unless a newer rotation replaced it meanwhile)."""
-        if keyring.previous is None or self._keyring is not keyring:
+        stored, current = self._loaded
+        if keyring.previous is None or current is not keyring:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(PEER).where(PEER.c.previous_secret_encrypted == self._stored[2])
+            conn.execute(update(PEER).where(PEER.c.previous_secret_encrypted == stored[2])
                          .values(previous_secret_encrypted=None))
 
 

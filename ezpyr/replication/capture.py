@@ -30,6 +30,7 @@ from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import encode_row
 from ezpyr.replication.schema import code_revision
+from ezpyr.replication.vector import VersionVector
 from ezpyr.replication.wake import wake_relay
 from ezpyr.replication.writes import REPLAYING  # noqa: F401 - also installs the engine-level guard
 
@@ -150,12 +151,12 @@ def insert_entry(connection, origin: str, epoch: int, seq: int | None, changes: 
                  schema_revision: str) -> int:
     """One outbox entry, with the origin's vector as its context; returns
     its id. ``seq`` None: the sequencer numbers it once committed."""
-    vv = VersionVectorEntry.__table__
-    context = {f"{r.origin}:{r.epoch}": r.seq for r in connection.execute(select(vv)) if r.seq}
+    known = VersionVector.read(connection)
+    context = VersionVector({stream: seq for stream, seq in known.items() if seq})
     result = connection.execute(insert(OutboxEntry.__table__).values(
         origin=origin, epoch=epoch, seq=seq,
         changes=json.dumps(changes, separators=(",", ":")),
-        context=json.dumps(context, separators=(",", ":")),
+        context=context.dumps(),
         actor=(actor or "")[:64],
         schema_revision=schema_revision,
         created_at=utcnow(),
