@@ -15,13 +15,12 @@ version or the other node's (per row, per table, or all of one side).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -31,7 +30,6 @@ from ezpyr.meta import replicated_tables, utcnow
 from ezpyr.replication.apply import take_in, upsert_statement, version_vector
 from ezpyr.replication.capture import REPLAYING, record_changes, sequence_committed
 from ezpyr.replication.wake import wake_relay
-from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import decode_row, encode_row
 from ezpyr.replication.vector import VersionVector
 from ezpyr.replication.writes import recording

@@ -273,7 +273,8 @@ def cmd_rotate_secret(env, args):
         node_id = ClusterService(s).node().id
         address = ClusterService(s).peer().address if ClusterService(s).peer() else ""
     result = rotate_secret(env.engine, env.secret_box,
-                           lambda secret: ClusterClient(address, node_id, secret))
+                           lambda secret: ClusterClient(address, node_id, secret,
+                                                        tls=PeerTls.from_settings(env.settings)))
     if args.json:
         print(json.dumps(result))
     else:
