@@ -30,7 +30,7 @@ def arrange(conn, role, epoch, peer_role, peer_epoch, split):
     conn.execute(insert(NodeIdentity.__table__).values(id=ME, name="me", role=role, epoch=epoch,
                                                        created_at=utcnow()))
     conn.execute(insert(ClusterPeer.__table__).values(
-        id=THEM, name="them", address="192.0.2.1:1", broker_url="x", secret_encrypted="x",
+        id=THEM, name="them", address="192.0.2.1:1", broker_url_encrypted="x", secret_encrypted="x",
         role=peer_role, epoch=peer_epoch, split_brain_since=utcnow() if split else None,
         updated_at=utcnow()))
 
