@@ -78,3 +78,20 @@ def test_the_previous_secret_retires_once_the_other_node_signs_with_the_new_one(
     assert keys.retire_if_switched(waiting, VersionVector({(PEER_ID, 1): 3}))
     assert secrets(dbsession, secret_box) == ("new", None, None)
     assert keys.keyring().previous is None
+
+
+def test_refused_messages_show_on_the_cluster_page_and_in_status(admin_app, dbsession, peer):
+    from ezpyr.cluster.services import ClusterService
+    from ezpyr.replication.messages import Refusal
+    from ezpyr.replication.refusals import record_refusal
+
+    assert "Refused change messages" not in admin_app.get("/cluster").text
+    with dbsession.bind.begin() as conn:
+        record_refusal(conn, Refusal.UNSIGNED, "", b"{}")
+        record_refusal(conn, Refusal.FORGED, "", b"{\"v\":1}")
+    page = admin_app.get("/cluster").text
+    assert "Refused change messages" in page
+    assert "2 change messages refused and kept out of this node&#39;s database" in page
+    assert "its signature does not match" in page
+    state = ClusterService(dbsession).state().as_dict()
+    assert state["refused_messages"]["total"] == 2 and state["refused_messages"]["last_reason"] == "bad-signature"
