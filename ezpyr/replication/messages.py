@@ -45,10 +45,13 @@ KEY_PURPOSE = b"ezpyr change messages v1"
 
 # -- the schema -------------------------------------------------------------------
 
+# Fields a newer version may add are ignored here (not refused): a message
+# of a newer schema revision must reach the check that pauses the applier.
+
 class RowChange(BaseModel):
     """One row written or deleted: its table, key, and full image after the change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     table: StrictStr = Field(min_length=1, max_length=64)
     op: Literal["upsert", "delete"]
@@ -59,7 +62,7 @@ class RowChange(BaseModel):
 class ChangeMessage(BaseModel):
     """One committed transaction of the origin."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     origin: StrictStr = Field(min_length=1, max_length=36)
     epoch: StrictInt = Field(ge=0)
