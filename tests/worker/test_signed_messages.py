@@ -180,3 +180,22 @@ def test_no_secret_yet_leaves_messages_waiting(link, passwords):
     applier.keys = FixedKeys(CLUSTER_SECRET)
     pump(relay, applier)
     assert users(slave) == ["mallory"]
+
+
+def test_a_signed_change_of_an_unknown_table_is_refused_unless_from_a_newer_schema(link):
+    master, slave, relay, applier = link
+    keyring = Keyring(CLUSTER_SECRET)
+
+    def change(revision):
+        return json.dumps({"origin": master.id, "epoch": 1, "seq": 1, "schema_revision": revision,
+                           "changes": [{"table": "not_a_table", "op": "delete", "pk": "x"}]})
+
+    from ezpyr.replication.schema import code_revision
+    publish_raw(applier, slave.id, *seal([change(code_revision())], master.id, slave.id, keyring))
+    reports = drain(applier)
+    assert [reason for r in reports for reason, _ in r.refused] == [Refusal.MALFORMED]
+    publish_raw(applier, slave.id, *seal([change("9999_future")], master.id, slave.id, keyring))
+    applier.receive(timeout=1.0)
+    report = applier.apply_pending()
+    assert "9999_future" in report.paused and not report.refused
+    assert refusals(slave) == [Refusal.MALFORMED.value]
