@@ -1,7 +1,7 @@
 """change messages are signed: refusals recorded, the cluster secret rotates
 
 Revision ID: 0014
-Revises: 0017
+Revises: 0018
 Create Date: 2026-11-25 18:45:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ from ezpyr.meta import LongText, Timestamp
 
 
 revision = '0014'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

@@ -95,3 +95,21 @@ def test_refused_messages_show_on_the_cluster_page_and_in_status(admin_app, dbse
     assert "its signature does not match" in page
     state = ClusterService(dbsession).state().as_dict()
     assert state["refused_messages"]["total"] == 2 and state["refused_messages"]["last_reason"] == "bad-signature"
+
+
+def test_refused_messages_are_a_metric(testapp, dbsession, this_node):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ezpyr.replication.messages import Refusal
+    from ezpyr.replication.refusals import record_refusal
+
+    def refused() -> float:
+        body = testapp.get("/metrics", extra_environ={"REMOTE_ADDR": "127.0.0.1"}).text
+        family = {f.name: f for f in text_string_to_metric_families(body)}["ezpyr_change_messages_refused"]
+        return next(s.value for s in family.samples if s.name.endswith("_total"))
+
+    assert refused() == 0
+    with dbsession.bind.begin() as conn:
+        for _ in range(3):
+            record_refusal(conn, Refusal.FORGED, "", b"x")
+    assert refused() == 3
