@@ -28,6 +28,7 @@ testing_requires = [
     "pytest-xdist>=3.5",
     "playwright>=1.45",
     "schemathesis>=4.0,<5",
+    "hypothesis>=6.100",
 ]
 
 setup(

@@ -3,10 +3,15 @@ broker and applies them here.
 
 It is a kombu consumer in the ``ConsumerMixin`` style: one connection,
 AMQP heartbeats checked while idle, reconnection with back-off, prefetch
-sized to the batch. Broker messages carry bundles of change messages. The
-messages that have arrived (up to ``batch`` of them) are applied in one
-database transaction that also advances the version vector, and are
-acknowledged only after that commit. A message already applied is a no-op.
+sized to the batch. Broker messages carry signed bundles of change messages
+(``ezpyr.replication.messages``). Each one's signature is checked before
+anything in it is read: an unsigned, forged, re-labelled or malformed one
+is refused: recorded (``ezpyr.replication.refusals``), logged, and rejected
+on the broker without requeueing, never applied and never acknowledged as
+applied. The messages that have arrived (up to ``batch`` of them) are
+applied in one database transaction that also advances the version vector,
+and are acknowledged only after that commit. A message already applied (a
+redelivery, or a genuine message replayed) is a no-op.
 A message whose seq skips ahead stops the batch: it and the rest are
 dropped (acknowledged unapplied) and the origin is asked to resend from the
 first missing seq. A message from a newer schema revision than this node's
@@ -25,8 +30,11 @@ from kombu.mixins import ConsumerMixin
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ezpyr.replication.apply import ChangeMessage, apply_batch
+from ezpyr.meta import replicated_tables
+from ezpyr.replication.apply import apply_batch
 from ezpyr.replication.broker import changes_queue, connect, describe, tune
+from ezpyr.replication.messages import KeySource, MessageRefused, Refusal, open_bundle
+from ezpyr.replication.refusals import record_refusal
 from ezpyr.replication.schema import is_newer_revision
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,7 @@ class BatchReport:
     paused: str = ""
     conflict: str = ""  # split-brain found: nothing of the batch applied, messages kept
     conflict_epoch: int = 0  # the other node's epoch, as its refused change carries it
+    refused: list = field(default_factory=list)  # (Refusal, detail) of each broker message refused
     last_commit_time: float = 0.0
     lags: list = field(default_factory=list)  # seconds from origin commit to apply
 
@@ -51,12 +60,14 @@ class Applier(ConsumerMixin):
 
     connect_max_retries = None  # keep trying; should_stop ends the wait
 
-    def __init__(self, engine: Engine, broker_url: str, self_id: str, *,
-                 batch: int = 50, heartbeat: float | None = None, on_report=None,
-                 ca_file: str | None = None):
+    def __init__(self, engine: Engine, broker_url: str, self_id: str, keys: KeySource, *,
+                 peer_id: str | None = None, batch: int = 50, heartbeat: float | None = None,
+                 on_report=None, ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.self_id = self_id
+        self.keys = keys
+        self.peer_id = peer_id  # the only sender accepted (None: whoever signs with the secret)
         self.batch = batch
         self.connection = connect(broker_url, heartbeat=heartbeat, ca_file=ca_file)
         self.on_report = on_report or (lambda report: None)
@@ -67,8 +78,9 @@ class Applier(ConsumerMixin):
 
     # -- kombu's consumer pattern -----------------------------------------
     def get_consumers(self, Consumer, channel):
-        return [Consumer(queues=[changes_queue(self.self_id)], callbacks=[self._collect],
-                         accept=["json"], prefetch_count=self.batch)]
+        # on_message: the raw message, not decoded by kombu (its signature is checked first)
+        return [Consumer(queues=[changes_queue(self.self_id)], on_message=self._collect,
+                         prefetch_count=self.batch)]
 
     def create_connection(self):
         return tune(self.connection.clone())
@@ -120,10 +132,6 @@ class Applier(ConsumerMixin):
             if report.paused or report.conflict:
                 self.should_stop = True
 
-    def on_decode_error(self, message, exc):
-        log.warning("applier: a message that is not JSON was dropped (%s)", exc)
-        message.ack()
-
     def run(self, **kwargs):
         """Consume until should_stop. A lost broker connection (a heartbeat
         missed twice, a reset) is said in ``state`` at once and retried with
@@ -161,8 +169,8 @@ class Applier(ConsumerMixin):
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     # -- one step ------------------------------------------------------------
-    def _collect(self, body, message):
-        self._pending.append((body, message))
+    def _collect(self, message):
+        self._pending.append(message)
 
     def _drain_ready(self, connection) -> None:
         """Take what is already waiting, up to a batch, without sleeping."""
@@ -179,8 +187,7 @@ class Applier(ConsumerMixin):
             tune(self.connection).ensure_connection(max_retries=1)
             channel = self.connection.default_channel
             consumer = self.connection.Consumer(changes_queue(self.self_id), channel=channel,
-                                                callbacks=[self._collect], accept=["json"],
-                                                prefetch_count=self.batch)
+                                                on_message=self._collect, prefetch_count=self.batch)
             consumer.consume()
             self._consumer = consumer
         try:
@@ -192,7 +199,7 @@ class Applier(ConsumerMixin):
 
     def _requeue_pending(self) -> None:
         pending, self._pending = self._pending, []
-        for _, message in pending:  # never applied: let the broker give them again
+        for message in pending:  # never applied: let the broker give them again
             try:
                 message.requeue()
             except Exception:  # noqa: BLE001 - the connection may be gone; the broker redelivers
@@ -209,11 +216,16 @@ class Applier(ConsumerMixin):
         if not self._pending:
             return report
         batch, self._pending = self._pending[: self.batch], self._pending[self.batch:]
-        messages = [ChangeMessage(**{k: item[k] for k in ChangeMessage.__dataclass_fields__ if k in item})
-                    for body, _ in batch for item in body.get("bundle", [body])]
+        keyring = self.keys.keyring()
+        if keyring is None:
+            for message in batch:
+                message.requeue()
+            report.paused = "this node has no cluster secret yet to check the other node's changes with"
+            return report
+        batch, messages, signed_with_current = self._open(batch, keyring, report)
         newer = next((m for m in messages if is_newer_revision(m.schema_revision)), None)
         if newer is not None:
-            for _, message in batch:
+            for message in batch:
                 message.requeue()
             report.paused = (f"the other node sends changes of schema revision {newer.schema_revision}, "
                              "newer than this node's: upgrade this node (ezpyr-init CONFIG)")
@@ -227,7 +239,7 @@ class Applier(ConsumerMixin):
             self._pending = batch + self._pending  # not applied: requeued when we stop
             raise DatabaseTrouble(error) from error
         if result.conflict:
-            for _, message in batch:
+            for message in batch:
                 message.requeue()
             report.conflict = result.conflict
             report.conflict_epoch = result.conflict_epoch
@@ -239,10 +251,51 @@ class Applier(ConsumerMixin):
             if change.created_at:
                 created = dt.datetime.fromisoformat(change.created_at).replace(tzinfo=dt.timezone.utc)
                 report.lags.append(now - created.timestamp())
-        for _, message in batch:
+        for message in batch:
             message.ack()
+        if signed_with_current and keyring.previous:
+            self.keys.retire_previous(keyring)  # the other node signs with the new secret now
         self.state = "connected: applying changes" if self._pending else "connected: waiting for changes"
         return report
+
+
+    def _open(self, batch: list, keyring, report: BatchReport) -> tuple[list, list, bool]:
+        """Check each broker message's signature and read its change
+        messages. The refused ones are recorded (committed) and rejected
+        without requeueing. Returns (the accepted broker messages, their
+        change messages, whether one was signed with the current secret)."""
+        accepted, messages, refused, current = [], [], [], False
+        tables = {t.name for t in replicated_tables()}
+        for message in batch:
+            try:
+                opened = open_bundle(message.body, message.headers, keyring,
+                                     recipient=self.self_id, sender=self.peer_id)
+                # a newer revision may name tables this one lacks: that pauses, below
+                unknown = {c.table for m in opened.messages if not is_newer_revision(m.schema_revision)
+                           for c in m.changes} - tables
+                if unknown:
+                    raise MessageRefused(Refusal.MALFORMED, f"unknown table {sorted(unknown)[0][:64]!r}")
+            except MessageRefused as refusal:
+                refused.append((message, refusal))
+                continue
+            accepted.append(message)
+            messages.extend(opened.messages)
+            current = current or opened.key == "current"
+        if refused:
+            try:
+                with self.engine.begin() as conn:
+                    for message, refusal in refused:
+                        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+                        record_refusal(conn, refusal.reason, refusal.detail, body)
+            except SQLAlchemyError as error:
+                self._pending = batch + self._pending  # nothing decided: requeued when we stop
+                raise DatabaseTrouble(error) from error
+            for message, refusal in refused:
+                log.warning("applier: refused a change message from the broker (%s): %s",
+                            refusal.reason.value, refusal)
+                message.reject(requeue=False)
+                report.refused.append((refusal.reason, refusal.detail))
+        return accepted, messages, current
 
 
 class DatabaseTrouble(Exception):

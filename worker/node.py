@@ -15,7 +15,6 @@ probed; Connect resumes all three.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -28,13 +27,14 @@ from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreac
 from ezpyr.cluster.models import ClusterPeer, WorkerState
 from ezpyr.ops.metrics import LagHistogram
 from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
-from ezpyr.cluster.services import vector_from_json, vector_to_json
+from ezpyr.cluster.secret import PeerKeys
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import applied_seq, version_vector
 from ezpyr.replication.capture import sequence_committed
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.outbox import prune, unsent_count
+from ezpyr.replication.vector import VersionVector
 from ezpyr.secretbox import SecretBox
 from worker.applier import Applier, BatchReport, DatabaseTrouble
 from worker.relay import RelayLoop
@@ -55,6 +55,7 @@ class NodeWorker:
         self.engine = engine
         self.broker_url = broker_url
         self.secret_box = secret_box
+        self.keys = PeerKeys(engine, secret_box)  # the cluster secret(s): signing and checking
         self.probe_interval = probe_interval
         self.heartbeat = heartbeat  # AMQP heartbeat seconds (None: the default)
         self.safety_interval = safety_interval
@@ -113,7 +114,8 @@ class NodeWorker:
             if self.applier is not None:
                 self.applier.connection.release()
             self.applier = Applier(self.engine, self.secret_box.decrypt(peer["broker_url_encrypted"]),
-                                   node["id"], heartbeat=self.heartbeat, ca_file=self.broker_ca_file,
+                                   node["id"], self.keys, peer_id=peer["id"], heartbeat=self.heartbeat,
+                                   ca_file=self.broker_ca_file,
                                    on_report=lambda report: self._on_report(node, peer, report))
             self._applier_key = key
             self._applier_thread = threading.Thread(target=self._run_applier, args=(self.applier,),
@@ -232,7 +234,7 @@ class NodeWorker:
         lag. Returns the peer row's new values."""
         values = {"queue_consumers": -1 if self.relay is None or self.relay.queue_consumers is None
                   else self.relay.queue_consumers}
-        peer_vector = vector_from_json(json.loads(peer["peer_vector"] or "{}"))
+        peer_vector = VersionVector.from_json(peer["peer_vector"])
         if peer["link"] != "disconnected":
             sequence_committed(self.engine)  # so that this node's vector counts all it committed
             with self.engine.connect() as conn:
@@ -242,16 +244,18 @@ class NodeWorker:
             except (PeerUnreachable, PeerRefused) as error:
                 values.update(reachable=False, last_error=str(error))
             else:
-                peer_vector = vector_from_json(status.get("vector", {}))
+                peer_vector = VersionVector.from_json(status.get("vector", {}))
                 with self.engine.begin() as conn:
                     outcome = meet(conn, mine, status)
+                if self.keys.retire_if_switched(status, mine):
+                    log.info("cluster secret rotated: the previous secret is no longer accepted")
                 if outcome:
                     log.warning("cluster: %s", outcome.message)
                 values.update(
                     reachable=True, last_heartbeat_at=utcnow(), last_error="",
                     role=status.get("role", peer["role"]), epoch=int(status.get("epoch", peer["epoch"])),
                     name=status.get("name", peer["name"]),
-                    peer_vector=json.dumps(vector_to_json(peer_vector)),
+                    peer_vector=peer_vector.dumps(),
                 )
                 if time.monotonic() >= self._next_prune:
                     with self.engine.begin() as conn:
@@ -309,7 +313,7 @@ class NodeWorker:
         sequence_committed(self.engine)  # what was committed while no worker ran, before meeting anyone
         node, _ = self._node_and_peer()
         self.node_id = node["id"]
-        self.relay = RelayLoop(self.engine, self.broker_url, node["id"], self._relay_peer,
+        self.relay = RelayLoop(self.engine, self.broker_url, node["id"], self._relay_peer, self.keys,
                                safety_interval=self.safety_interval, heartbeat=self.heartbeat,
                                ca_file=self.broker_ca_file)
         for name, target in (("relay", self.relay.run), ("status", self._status_loop)):

@@ -4,7 +4,8 @@ It keeps one connection to that broker for as long as it runs, and sleeps
 until a commit wakes it (see ``ezpyr.replication.wake``), checking the
 outbox anyway every ``safety_interval`` seconds. Consecutive entries travel
 together, up to ``bundle`` of them in one broker message, so one
-confirmation covers many. An entry is marked sent only after the broker
+confirmation covers many; each broker message is signed with the cluster
+secret as it is now (``ezpyr.replication.messages``). An entry is marked sent only after the broker
 confirmed it (AMQP publisher confirms; the SQLAlchemy transport has stored
 it when publish returns). A crash between publish and mark sends it again,
 which the other node ignores.
@@ -20,7 +21,7 @@ from kombu import Producer
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.engine import Engine
 
-from ezpyr.replication.apply import ChangeMessage
+from ezpyr.replication.messages import KeySource, outbox_message_json, seal
 from ezpyr.replication.broker import (
     EXCHANGE, changes_queue, connect, describe, drop_consumed, is_amqp, queue_depth,
 )
@@ -36,14 +37,21 @@ class Unroutable(RuntimeError):
     pass
 
 
+class NoClusterSecret(RuntimeError):
+    """Nothing can be signed: this node has no cluster secret (yet)."""
+
+
 class Relay:
     """Publishing, one step at a time (``run_once``); ``RelayLoop`` runs it."""
 
-    def __init__(self, engine: Engine, broker_url: str, peer_id: str, batch: int = 1000,
-                 bundle: int = 200, heartbeat: float | None = None, ca_file: str | None = None):
+    def __init__(self, engine: Engine, broker_url: str, sender: str, peer_id: str, keys: KeySource,
+                 batch: int = 1000, bundle: int = 200, heartbeat: float | None = None,
+                 ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
+        self.sender = sender
         self.peer_id = peer_id
+        self.keys = keys
         self.batch = batch
         self.bundle = bundle  # outbox entries per broker message (one confirm each)
         self.connection = connect(broker_url, heartbeat=heartbeat, ca_file=ca_file)
@@ -96,6 +104,9 @@ class Relay:
             rows = unsent(conn, self.batch)
         if not rows:
             return 0
+        keyring = self.keys.keyring()
+        if keyring is None:
+            raise NoClusterSecret("this node has no cluster secret to sign its changes with")
         producer = self._ensure()
         # kombu's retry: a connection lost mid-publish is revived and the
         # publish repeated (a duplicate is a no-op on the other node); past
@@ -105,10 +116,12 @@ class Relay:
         sent = []
         try:
             for part in self._bundles(rows):
+                body, headers = seal([outbox_message_json(row) for row in part], self.sender,
+                                     self.peer_id, keyring)
+                # the signed bytes travel as they are ("binary": no transport re-encodes them)
                 publish(
-                    {"bundle": [ChangeMessage.from_outbox(row).__dict__ for row in part]},
-                    routing_key=self.peer_id, serializer="json", delivery_mode=2,
-                    mandatory=True, retry=False,
+                    body, content_type="application/json", content_encoding="binary", headers=headers,
+                    routing_key=self.peer_id, delivery_mode=2, mandatory=True, retry=False,
                 )
                 if self._returned:
                     raise Unroutable(f"the broker had no queue for {self.peer_id}")
@@ -142,13 +155,14 @@ class RelayLoop:
     read on every wake-up: Disconnect holds changes back here.
     """
 
-    def __init__(self, engine: Engine, broker_url: str, node_id: str, peer, *,
+    def __init__(self, engine: Engine, broker_url: str, node_id: str, peer, keys: KeySource, *,
                  safety_interval: float = 5.0, heartbeat: float | None = None,
                  depth_interval: float = 2.0, ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.node_id = node_id
         self.peer = peer
+        self.keys = keys
         self.safety_interval = safety_interval
         self.heartbeat = heartbeat
         self.depth_interval = depth_interval
@@ -183,8 +197,8 @@ class RelayLoop:
                 if relay is None or relay.peer_id != peer_id:
                     if relay is not None:
                         relay.close()
-                    relay = Relay(self.engine, self.broker_url, peer_id, heartbeat=self.heartbeat,
-                                  ca_file=self.ca_file)
+                    relay = Relay(self.engine, self.broker_url, self.node_id, peer_id, self.keys,
+                                  heartbeat=self.heartbeat, ca_file=self.ca_file)
                 try:
                     now = time.monotonic()
                     if now >= next_depth:
@@ -209,6 +223,10 @@ class RelayLoop:
                     self._sleep(relay)
                 except _broker_errors(relay.connection) as error:
                     self._failed(relay, error, failures)
+                    failures += 1
+                except NoClusterSecret as error:
+                    self.state = f"waiting: {error}"
+                    self.stop_event.wait(min(5.0, 0.5 * 2 ** failures))
                     failures += 1
                 except Exception as error:  # noqa: BLE001 - this node's database, most likely
                     self.state = f"retrying: {type(error).__name__} while reading the outbox"

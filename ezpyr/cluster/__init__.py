@@ -17,6 +17,7 @@ def includeme(config):
     config.add_route("cluster.api.handed_over", "/cluster/api/handed-over")
     config.add_route("cluster.api.provenance", "/cluster/api/provenance")
     config.add_route("cluster.api.backup", "/cluster/api/backup")
+    config.add_route("cluster.api.rotate_secret", "/cluster/api/rotate-secret")
     for step in ("begin", "chunk", "finish"):
         config.add_route(f"cluster.api.resync_{step}", f"/cluster/api/resync/{step}")
     for step in ("hello", "begin", "chunk", "finish", "abort"):

@@ -8,7 +8,6 @@ secondary's half-made copy and leaves this node as it was.
 """
 from __future__ import annotations
 
-import json
 import secrets
 
 from sqlalchemy import select, update
@@ -17,7 +16,7 @@ from ezpyr import __version__
 from ezpyr.accounts.runner import accounts_after_add
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, address_host
 from ezpyr.cluster.models import ClusterPeer, GrantedHost
-from ezpyr.cluster.services import BUILD, vector_to_json
+from ezpyr.cluster.services import BUILD
 from ezpyr.cluster.setup import SECONDARY, NotSealed, seal, transfer_box, unseal
 from ezpyr.cluster.snapshot import read_snapshot, table_counts
 from ezpyr.replication.capture import sequence_committed
@@ -64,10 +63,10 @@ def _call(client, method, path, body=None):
     except PeerUnreachable as error:
         raise Invalid(f"The secondary did not answer: {error}.") from None
     except PeerRefused as error:
-        if error.status == 403 and "bad signature" in error.message:
+        if error.code == "bad-signature":
             raise Invalid("The secondary refused the setup key: check the key it printed "
                           "(each key works once).") from None
-        if error.status == 403 and "not granted" in error.message:
+        if error.code == "not-granted":
             raise Invalid("The secondary does not accept requests from this node's address: install "
                           "it with ezpyr-init CONFIG --secondary <this node's address>.") from None
         raise Invalid(f"The secondary refused: {error.message}") from None
@@ -123,7 +122,7 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
         secret = secrets.token_urlsafe(32)
         box = transfer_box(setup_key)
         _sealed_call(client, setup_key, "/cluster/api/setup/finish", {
-            "vector": vector_to_json(vector), "counts": counts, "epoch": node["epoch"],
+            "vector": vector.to_json(), "counts": counts, "epoch": node["epoch"],
             "secret": box.encrypt(secret.encode()).decode(),
             "data_key": box.encrypt(secret_box.export_key().encode()).decode(),
         })
@@ -138,7 +137,7 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
             id=hello["node_id"], name=hello.get("name", ""), address=address,
             broker_url_encrypted=secret_box.encrypt(begun["broker_url"]),
             secret_encrypted=secret_box.encrypt(secret), role="slave", epoch=node["epoch"],
-            link="connected", peer_vector=json.dumps(vector_to_json(vector))))
+            link="connected", peer_vector=vector.dumps()))
         conn.execute(update(NodeIdentity.__table__).values(role="master"))
         outbox = OutboxEntry.__table__
         for (origin, epoch), seq in vector.items():  # the copy holds these already

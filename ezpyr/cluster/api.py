@@ -14,13 +14,14 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import exception_view_config, view_config
 
 from ezpyr.cluster.services import ClusterService
-from ezpyr.cluster.resolve import Resync, backup_dir, provenance, resync_staging, write_backup
+from ezpyr.cluster.resolve import Resync, backup_dir, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
+from ezpyr.cluster.secret import accepted_secrets, receive_rotation, rotation_status
 from ezpyr.cluster.setup import SECONDARY, NotSealed, SetupService, seal, unseal
 from ezpyr.validation import Invalid
-from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, Refused, check_signature
+from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, NotGranted, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
-from ezpyr.replication.outbox import ResendImpossible, resend_from
+from ezpyr.replication.outbox import ResendImpossible, provenance, resend_from
 from ezpyr.replication.verify import (
     DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, MAX_SPLITS, checksum_page, row_hash_page, rows_by_id,
     split_checksums, tables_by_name,
@@ -30,18 +31,20 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """Answered as JSON ``{"error": message}`` with the given HTTP status."""
+    """Answered as JSON ``{"error": message, "code": code}`` with the given
+    HTTP status: the message for people, the code for the calling node."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str = ""):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 @exception_view_config(ApiError, renderer="json")
 def api_error(exc, request):
     request.response.status = exc.status
-    return {"error": exc.message}
+    return {"error": exc.message, "code": exc.code} if exc.code else {"error": exc.message}
 
 
 def authenticate(request):
@@ -50,21 +53,31 @@ def authenticate(request):
     address = request.remote_addr or ""
     try:
         if not service.is_granted(address):
-            raise Refused(f"address {address} is not granted (ezpyr-grant-host)")
+            raise NotGranted(f"address {address} is not granted (ezpyr-grant-host)")
         peer = service.peer()
         if peer is None:
             raise Refused("this node has no cluster configured")
-        secret = request.secret_box.decrypt(peer.secret_encrypted)
-        nonce = check_signature(secret, request.method, request.path_qs, request.body,
-                                request.headers)
+        nonce = _check_any(accepted_secrets(peer, request.secret_box), request)
         if request.headers.get(HEADER_NODE) != peer.id:
             raise Refused("request from an unknown node")
         if not service.remember_nonce(nonce, FRESHNESS_SECONDS):
             raise Refused("replayed request")
     except Refused as refusal:
         log.warning("cluster API request refused from %s: %s", address, refusal)
-        raise ApiError(403, f"refused: {refusal}") from None
+        raise ApiError(403, f"refused: {refusal}", refusal.code) from None
     return peer
+
+
+def _check_any(secrets: list[str], request) -> str:
+    """check_signature with each secret accepted (more than one while the
+    cluster secret rotates); returns the nonce."""
+    refusal = Refused("this node has no cluster secret")
+    for secret in secrets:
+        try:
+            return check_signature(secret, request.method, request.path_qs, request.body, request.headers)
+        except Refused as error:
+            refusal = error
+    raise refusal
 
 
 def api_view(**settings):
@@ -81,8 +94,8 @@ def hello(request):
 
 @api_view(route_name="cluster.api.status", request_method="GET")
 def status(request):
-    authenticate(request)
-    return ClusterService(request.dbsession).hello()
+    peer = authenticate(request)
+    return {**ClusterService(request.dbsession).hello(), **rotation_status(peer, request.secret_box)}
 
 
 @api_view(route_name="cluster.api.resend", request_method="POST")
@@ -198,7 +211,7 @@ def authenticate_setup(request) -> str:
     address = request.remote_addr or ""
     try:
         if not service.is_granted(address):
-            raise Refused(f"address {address} is not granted")
+            raise NotGranted(f"address {address} is not granted")
         if service.node().role != SECONDARY:
             raise Refused(f"this node is {service.node().role}, not a secondary awaiting setup")
         key = setup.setup_key()
@@ -209,7 +222,7 @@ def authenticate_setup(request) -> str:
             raise Refused("replayed request")
     except Refused as refusal:
         log.warning("cluster setup request refused from %s: %s", address, refusal)
-        raise ApiError(403, f"refused: {refusal}") from None
+        raise ApiError(403, f"refused: {refusal}", refusal.code) from None
     return key
 
 
@@ -350,3 +363,14 @@ def api_resync_finish(request):
     except Invalid as error:
         raise ApiError(409, error.message) from None
     return {"split_brain": False}
+
+
+@api_view(route_name="cluster.api.rotate_secret", request_method="POST")
+def api_rotate_secret(request):
+    """The other node rolls a new cluster secret (ezpyr-cluster rotate-secret)."""
+    authenticate(request)
+    try:
+        receive_rotation(request.dbsession, request.secret_box, _json_body(request))
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
+    return {"rotated": True}

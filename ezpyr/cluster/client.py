@@ -31,10 +31,14 @@ class PeerUntrusted(PeerUnreachable):
 
 
 class PeerRefused(RuntimeError):
-    def __init__(self, status: int, message: str):
+    """The other node answered with an error: ``message`` for people,
+    ``code`` (e.g. "bad-signature", "not-granted") for decisions."""
+
+    def __init__(self, status: int, message: str, code: str = ""):
         super().__init__(f"the other node answered {status}: {message}")
         self.status = status
         self.message = message
+        self.code = code
 
 
 def _why(reason, timeout: float) -> str:
@@ -170,10 +174,11 @@ class ClusterClient:
                                   f"{_why(error, timeout)}") from None
         if response.status >= 400:
             try:
-                message = json.loads(data).get("error", response.reason)
+                answer = json.loads(data)
+                message, code = str(answer.get("error", response.reason)), str(answer.get("code", ""))
             except (ValueError, AttributeError):
-                message = response.reason
-            raise PeerRefused(response.status, message)
+                message, code = response.reason, ""
+            raise PeerRefused(response.status, message, code)
         try:
             return json.loads(data or b"{}")
         except ValueError:

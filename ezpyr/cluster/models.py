@@ -22,6 +22,14 @@ class ClusterPeer(Base):
     # stored encrypted with this node's secret key
     broker_url_encrypted: Mapped[str] = mapped_column(Text)
     secret_encrypted: Mapped[str] = mapped_column(Text)  # the cluster secret (HMAC key)
+    # during a rotation (ezpyr-cluster rotate-secret): the next secret, received and
+    # accepted but not signed with yet; then the previous one, accepted until the
+    # other node's first change message signed with the current one arrives
+    next_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # this node's own streams as far as it had numbered them when it began signing with
+    # the current secret: what it may have signed with the previous one (JSON vector)
+    signed_before_switch: Mapped[str | None] = mapped_column(LongText, nullable=True)
     role: Mapped[str] = mapped_column(String(32), default="slave")  # last known
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     # what the admin chose: "connected", or "disconnected" (no probing, changes kept)

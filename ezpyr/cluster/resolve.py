@@ -15,25 +15,24 @@ version or the other node's (per row, per table, or all of one side).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ezpyr.cluster.models import ClusterPeer
-from ezpyr.cluster.services import vector_from_json, vector_to_json
 from ezpyr.cluster.snapshot import clear_replicated, load_chunk, read_snapshot, set_vector, table_counts, Chunk
 from ezpyr.meta import replicated_tables, utcnow
-from ezpyr.replication.apply import upsert_row, version_vector
+from ezpyr.replication.apply import take_in, upsert_statement, version_vector
 from ezpyr.replication.capture import REPLAYING, record_changes, sequence_committed
 from ezpyr.replication.wake import wake_relay
-from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import decode_row, encode_row
+from ezpyr.replication.vector import VersionVector
+from ezpyr.replication.writes import recording
 from ezpyr.validation import Invalid
 
 SIDES = ("here", "there")
@@ -49,7 +48,7 @@ def write_backup(connection: Connection, directory: str | Path, node_name: str) 
     stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"ezpyr-backup-{node_name}-{stamp}.json"
     data = {"node": node_name, "taken_at": stamp,
-            "vector": vector_to_json(version_vector(connection)),
+            "vector": version_vector(connection).to_json(),
             "tables": {t.name: [encode_row(t, dict(r)) for r in connection.execute(select(t)).mappings()]
                        for t in replicated_tables()}}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -61,27 +60,6 @@ def write_backup(connection: Connection, directory: str | Path, node_name: str) 
 def backup_dir(settings: dict) -> str:
     default = Path(settings.get("ezpyr.secret_key_file", "var/x")).parent / "backups"
     return settings.get("ezpyr.backup_dir") or str(default)
-
-
-# -- which change made a row ----------------------------------------------------
-
-def provenance(connection: Connection, table: str, ids: list[str], scan: int = 20000) -> dict:
-    """For each id, the newest change of this node's own outbox that wrote
-    it: when, who, which stream. Rows not found were last written before the
-    entries kept, or by the other node."""
-    wanted = set(ids)
-    found = {}
-    outbox = OutboxEntry.__table__
-    rows = connection.execute(select(outbox).order_by(outbox.c.id.desc()).limit(scan))
-    for entry in rows:
-        if not wanted - set(found):
-            break
-        for change in json.loads(entry.changes):
-            if change["table"] == table and change["pk"] in wanted and change["pk"] not in found:
-                found[change["pk"]] = {"at": entry.created_at.isoformat() + "Z", "actor": entry.actor,
-                                       "origin": entry.origin, "epoch": entry.epoch, "seq": entry.seq,
-                                       "op": change["op"]}
-    return found
 
 
 # -- the admin's choices ----------------------------------------------------------
@@ -181,24 +159,17 @@ def apply_decisions(connection: Connection, decisions: list[Decision], peer_vect
     upserts = sorted((d for d in decisions if d.keep is not None), key=lambda d: order[d.table])
     deletes = sorted((d for d in decisions if d.keep is None), key=lambda d: -order[d.table])
     try:
-        for d in deletes:
-            connection.execute(delete(tables[d.table]).where(tables[d.table].c.id == d.id))
-            changes.append({"table": d.table, "op": "delete", "pk": d.id, "row": None})
-        for d in upserts:
-            table = tables[d.table]
-            upsert_row(connection, table, decode_row(table, d.keep))
-            changes.append({"table": d.table, "op": "upsert", "pk": d.id, "row": d.keep})
+        with recording(connection):
+            for d in deletes:
+                connection.execute(delete(tables[d.table]).where(tables[d.table].c.id == d.id))
+                changes.append({"table": d.table, "op": "delete", "pk": d.id, "row": None})
+            for d in upserts:
+                table = tables[d.table]
+                connection.execute(upsert_statement(connection, table), [decode_row(table, d.keep)])
+                changes.append({"table": d.table, "op": "upsert", "pk": d.id, "row": d.keep})
     except IntegrityError as error:
         raise Invalid(f"The choices break a rule of the data ({error.orig}); nothing was changed.") from None
-    mine = version_vector(connection)
-    vv = VersionVectorEntry.__table__
-    for stream, seq in peer_vector.items():
-        if seq > mine.get(stream, 0):
-            if stream in mine:
-                connection.execute(update(vv).where(vv.c.origin == stream[0], vv.c.epoch == stream[1])
-                                   .values(seq=seq))
-            else:
-                connection.execute(insert(vv).values(origin=stream[0], epoch=stream[1], seq=seq))
+    take_in(connection, peer_vector)
     return record_changes(connection, changes, actor)
 
 
@@ -252,7 +223,7 @@ class Resync:
         if wrong:
             raise Invalid("the copy is incomplete: " + ", ".join(
                 f"{t}: {h} here, {n} sent" for t, (h, n) in sorted(wrong.items())))
-        set_vector(connection, vector_from_json(vector))
+        set_vector(connection, VersionVector.from_json(vector))
         leave_split_brain(connection)
         self.staging.unlink()
 
@@ -279,7 +250,7 @@ def _send_copy(engine, client, progress) -> dict:
             done += len(chunk.rows)
             progress(2, 4, f"copying the resolved data to the other node ({done} of {total} rows)")
         conn.rollback()
-    client.call("POST", "/cluster/api/resync/finish", {"vector": vector_to_json(vector), "counts": counts})
+    client.call("POST", "/cluster/api/resync/finish", {"vector": vector.to_json(), "counts": counts})
     return vector
 
 
@@ -307,7 +278,7 @@ def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, 
         here_backup = write_backup(conn, backup_dir(settings), node["name"])
     there_backup = client.call("POST", "/cluster/api/backup", {})["path"]
     progress(1, 4, "applying the choices here")
-    peer_vector = vector_from_json(client.call("GET", "/cluster/api/status").get("vector", {}))
+    peer_vector = VersionVector.from_json(client.call("GET", "/cluster/api/status").get("vector", {}))
     with engine.begin() as conn:
         seq = apply_decisions(conn, decisions, peer_vector, actor)
     wake_relay(node["id"])
@@ -321,7 +292,7 @@ def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, 
     with engine.begin() as conn:
         leave_split_brain(conn)
         conn.execute(update(ClusterPeer.__table__).values(
-            peer_vector=json.dumps(vector_to_json(vector)), updated_at=utcnow()))
+            peer_vector=vector.dumps(), updated_at=utcnow()))
     progress(4, 4, "done")
     return {"backups": {"here": here_backup, "there": there_backup}, "decided": len(decisions),
             "lost": losses(decisions), "seq": seq}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 import time
 from dataclasses import dataclass
 
@@ -24,12 +23,12 @@ from sqlalchemy.engine import Connection
 
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
 from ezpyr.cluster.models import ClusterPeer
-from ezpyr.cluster.services import vector_from_json
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import sequence_pending
 from ezpyr.replication.apply import applied_seq, version_vector
 from ezpyr.replication.models import VersionVectorEntry
+from ezpyr.replication.vector import Ordering, VersionVector
 from ezpyr.validation import Invalid
 
 NODE = NodeIdentity.__table__
@@ -125,10 +124,9 @@ def _duration(seconds: int) -> str:
 
 def takeover_risk(conn: Connection) -> TakeoverRisk:
     peer = _peer(conn)
-    theirs = vector_from_json(json.loads(peer["peer_vector"] or "{}"))
-    mine = version_vector(conn)
-    unapplied = sum(max(0, seq - mine.get(stream, 0)) for stream, seq in theirs.items()
-                    if stream[0] == peer["id"])
+    theirs = VersionVector({stream: seq for stream, seq in VersionVector.from_json(peer["peer_vector"]).items()
+                            if stream[0] == peer["id"]})
+    unapplied = version_vector(conn).lacks(theirs)
     return TakeoverRisk(peer["last_heartbeat_at"], unapplied)
 
 
@@ -222,13 +220,6 @@ def declare_split_brain(conn: Connection, detail: str, their_epoch: int | None =
         return f"split-brain: {detail}; this node (lower epoch) takes no changes"
     return f"split-brain: {detail}"
 
-def compare(mine: dict, theirs: dict) -> tuple[bool, bool]:
-    """(this node holds changes the other lacks, the other holds changes this lacks)"""
-    i_ahead = any(seq > theirs.get(stream, 0) for stream, seq in mine.items())
-    they_ahead = any(seq > mine.get(stream, 0) for stream, seq in theirs.items())
-    return i_ahead, they_ahead
-
-
 class Meeting(enum.Enum):
     """What meeting the other node changed here."""
 
@@ -252,12 +243,13 @@ def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> M
     change does it lock this node's row and decide again."""
     node = _node(conn, lock=lock)
     peer = _peer(conn)
-    theirs = vector_from_json(status.get("vector", {}))
+    mine = VersionVector(mine)
+    theirs = VersionVector.from_json(status.get("vector", {}))
     their_role, their_epoch = status.get("role"), int(status.get("epoch", 0))
-    i_ahead, they_ahead = compare(mine, theirs)
+    ordering = mine.compare(theirs)
     if peer["split_brain_since"] is not None:
         return MeetOutcome(Meeting.NOTHING)  # stays until an admin resolves it
-    split = i_ahead and they_ahead
+    split = ordering is Ordering.CONCURRENT
     step_down = (node["role"] in ("master", DEMOTING) and their_role == "master"
                  and their_epoch > node["epoch"])
     if not (split or step_down):
@@ -265,12 +257,11 @@ def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> M
     if not lock:
         return meet(conn, mine, status, lock=True)
     if split:
-        detail = (f"this node holds {sum(max(0, s - theirs.get(k, 0)) for k, s in mine.items())} change(s) "
-                  f"the other lacks, and lacks {sum(max(0, s - mine.get(k, 0)) for k, s in theirs.items())} "
-                  "the other holds")
+        detail = (f"this node holds {theirs.lacks(mine)} change(s) the other lacks, "
+                  f"and lacks {mine.lacks(theirs)} the other holds")
         return MeetOutcome(Meeting.SPLIT_BRAIN, declare_split_brain(conn, detail, their_epoch))
     conn.execute(update(NODE).values(role="slave"))
     conn.execute(update(PEER).values(role="master", epoch=their_epoch))
     return MeetOutcome(Meeting.STEPPED_DOWN,
                        f"the other node is master at epoch {their_epoch}: this node is slave now"
-                       + ("; its own newer changes are sent there" if i_ahead else ""))
+                       + ("; its own newer changes are sent there" if ordering is Ordering.AHEAD else ""))

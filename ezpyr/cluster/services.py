@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -18,7 +17,9 @@ from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import version_vector
 from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import unsent_count
+from ezpyr.replication.refusals import RefusalSummary, refusal_summary
 from ezpyr.replication.schema import database_revision
+from ezpyr.replication.vector import VersionVector
 from ezpyr.validation import Invalid
 
 BUILD = "1"
@@ -26,18 +27,6 @@ BUILD = "1"
 HEARTBEAT_STALE_SECONDS = 10
 # This node's worker is taken for stopped when its own heartbeat is older.
 WORKER_STALE_SECONDS = 15
-
-
-def vector_to_json(vector: dict) -> dict[str, int]:
-    return {f"{origin}:{epoch}": seq for (origin, epoch), seq in vector.items()}
-
-
-def vector_from_json(data: dict) -> dict[tuple[str, int], int]:
-    out = {}
-    for key, seq in data.items():
-        origin, _, epoch = key.rpartition(":")
-        out[(origin, int(epoch))] = int(seq)
-    return out
 
 
 @dataclass
@@ -49,6 +38,7 @@ class ClusterState:
     lag_seconds: float | None
     heartbeat_age: float | None
     worker: "WorkerReport"
+    refused: RefusalSummary | None = None  # change messages refused (unsigned, forged …)
 
     @property
     def node_state(self) -> str:
@@ -103,6 +93,10 @@ class ClusterState:
             "last_error": peer.last_error if peer else "",
             "worker": self.worker.as_dict(),
             "warnings": self.warnings,
+            "refused_messages": (self.refused or RefusalSummary(0, None, "", "")).as_dict(),
+            "secret_rotation": "" if peer is None or not (peer.next_secret_encrypted
+                                                          or peer.previous_secret_encrypted)
+            else "rolling: the old cluster secret is still accepted",
         }
 
 
@@ -226,7 +220,7 @@ class ClusterService:
             "node_id": node.id, "name": node.name, "address": node.address,
             "version": __version__, "build": BUILD, "schema_revision": self.schema_revision(),
             "role": node.role, "epoch": node.epoch,
-            "vector": vector_to_json(self.vector()),
+            "vector": self.vector().to_json(),
             "unsent": unsent_count(self.dbsession.connection()),
             "time": utcnow().isoformat() + "Z",
         }
@@ -242,8 +236,9 @@ class ClusterService:
         node = self.node()
         peer = self.peer()
         worker = self.worker()
+        refused = refusal_summary(self.dbsession.connection())
         if peer is None:
-            return ClusterState(node, None, "not configured", 0, None, None, worker)
+            return ClusterState(node, None, "not configured", 0, None, None, worker, refused)
         age = None
         if peer.last_heartbeat_at is not None:
             age = max(0.0, (utcnow() - peer.last_heartbeat_at).total_seconds())
@@ -257,8 +252,8 @@ class ClusterService:
             status = "unreachable"
         # both halves as the worker last measured them, at the same moment
         backlog = peer.backlog_unsent + peer.backlog_queued
-        return ClusterState(node, peer, status, backlog, peer.lag_seconds, age, worker)
+        return ClusterState(node, peer, status, backlog, peer.lag_seconds, age, worker, refused)
 
-    def peer_vector(self) -> dict:
+    def peer_vector(self) -> VersionVector:
         peer = self.peer()
-        return vector_from_json(json.loads(peer.peer_vector or "{}")) if peer else {}
+        return VersionVector.from_json(peer.peer_vector if peer else None)

@@ -21,11 +21,12 @@ from sqlalchemy import delete, select
 
 from ezpyr.cluster.client import address_host
 from ezpyr.cluster.models import ClusterPeer, SecondarySetup
-from ezpyr.cluster.services import ClusterService, vector_from_json
+from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.snapshot import Chunk, clear_replicated, load_chunk, set_vector, table_counts
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import REPLAYING
 from ezpyr.replication.models import OutboxEntry
+from ezpyr.replication.vector import VersionVector
 from ezpyr.secretbox import SecretBox
 from ezpyr.validation import Invalid
 
@@ -136,7 +137,7 @@ class SetupService:
         try:
             secret = box.decrypt(body["secret"].encode()).decode()
             data_key = box.decrypt(body["data_key"].encode()).decode()
-            vector = dict(body["vector"])
+            vector = VersionVector.from_json(body["vector"])
             counts = dict(body["counts"])
             epoch = int(body["epoch"])
         except (KeyError, TypeError, ValueError, InvalidToken, AttributeError):
@@ -154,12 +155,12 @@ class SetupService:
                 raise Invalid("this node's secret key is fixed (EZPYR_SECRET_KEY) and differs from "
                               "the primary's: give both nodes the same key")
             replace = data_key
-        set_vector(connection, vector_from_json(vector))
+        set_vector(connection, vector)
         peer = self.dbsession.scalars(select(ClusterPeer)).one()
         peer.secret_encrypted = cluster_box.encrypt(secret)
         # kept under the key this node holds from now on
         peer.broker_url_encrypted = cluster_box.encrypt(self.secret_box.decrypt(peer.broker_url_encrypted))
-        peer.peer_vector = json.dumps(vector)
+        peer.peer_vector = vector.dumps()
         peer.applier_state = ""
         node = self.node()
         node.role = "slave"

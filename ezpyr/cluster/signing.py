@@ -35,7 +35,23 @@ def sign_headers(secret: str, node_id: str, method: str, path: str, body: bytes 
 
 
 class Refused(Exception):
-    """A cluster API request this node will not serve; the message says why."""
+    """A cluster API request this node will not serve; the message says why,
+    ``code`` says it to the calling program (the answer's ``code``)."""
+
+    code = "refused"
+
+
+class BadSignature(Refused):
+    """Not signed with the key this node expects (the cluster secret, or
+    during Add the secondary's setup key)."""
+
+    code = "bad-signature"
+
+
+class NotGranted(Refused):
+    """The caller's address was not granted with ezpyr-grant-host."""
+
+    code = "not-granted"
 
 
 def check_signature(secret: str, method: str, path: str, body: bytes, headers,
@@ -57,5 +73,5 @@ def check_signature(secret: str, method: str, path: str, body: bytes, headers,
         raise Refused("bad nonce")
     expected = signature(secret, method, path, body, timestamp, nonce)
     if not hmac.compare_digest(expected, given):
-        raise Refused("bad signature")
+        raise BadSignature("bad signature")
     return nonce

@@ -137,6 +137,11 @@ class ClusterCollector:
         made = CounterMetricFamily("ezpyr_changes_made", "Changes made on this node (its own streams)")
         made.add_metric([], sum(seq for (origin, _epoch), seq in vector.items() if origin == state.node.id))
         yield made
+        refused = CounterMetricFamily("ezpyr_change_messages_refused",
+                                      "Broker messages refused (unsigned, forged, re-labelled, malformed) "
+                                      "and kept out of the database")
+        refused.add_metric([], state.refused.total if state.refused else 0)
+        yield refused
         verify = self.dbsession.scalars(select(Job).where(Job.kind == "verify", Job.state.in_(("done", "failed")))
                                         .order_by(Job.finished_at.desc()).limit(1)).first()
         in_sync = GaugeMetricFamily("ezpyr_verify_in_sync",

@@ -6,7 +6,9 @@ on a :class:`~ezpyr.meta.Replicated` class, in the order the flush runs them
 (so parents come before children). When the session commits, the recorded
 changes become one outbox entry in the same database transaction, with the
 next seq of this node's current stream. A session that applies a peer's
-changes sets ``session.info[REPLAYING] = True`` and is not captured.
+changes sets ``session.info[REPLAYING] = True`` and is not captured. Writes
+that bypass the unit of work (Core statements, ORM bulk statements) are
+refused by the engine-level guard in ``writes`` unless marked.
 
 A node that is not allowed to write (a slave) refuses the commit with
 :class:`NodeIsReadOnly`: no code path can change replicated data there.
@@ -28,11 +30,12 @@ from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry, VersionVectorEntry
 from ezpyr.replication.rows import encode_row
 from ezpyr.replication.schema import code_revision
+from ezpyr.replication.vector import VersionVector
 from ezpyr.replication.wake import wake_relay
+from ezpyr.replication.writes import REPLAYING  # noqa: F401 - also installs the engine-level guard
 
 CHANGES = "ezpyr.changes"
 WAKE = "ezpyr.wake_relay"  # the node id whose relay to wake once the session commits
-REPLAYING = "ezpyr.replaying"
 ACTOR = "ezpyr.actor"  # a str, or a callable returning one
 SCHEMA_REVISION = "ezpyr.schema_revision"
 
@@ -148,12 +151,12 @@ def insert_entry(connection, origin: str, epoch: int, seq: int | None, changes: 
                  schema_revision: str) -> int:
     """One outbox entry, with the origin's vector as its context; returns
     its id. ``seq`` None: the sequencer numbers it once committed."""
-    vv = VersionVectorEntry.__table__
-    context = {f"{r.origin}:{r.epoch}": r.seq for r in connection.execute(select(vv)) if r.seq}
+    known = VersionVector.read(connection)
+    context = VersionVector({stream: seq for stream, seq in known.items() if seq})
     result = connection.execute(insert(OutboxEntry.__table__).values(
         origin=origin, epoch=epoch, seq=seq,
         changes=json.dumps(changes, separators=(",", ":")),
-        context=json.dumps(context, separators=(",", ":")),
+        context=context.dumps(),
         actor=(actor or "")[:64],
         schema_revision=schema_revision,
         created_at=utcnow(),

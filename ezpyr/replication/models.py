@@ -41,3 +41,20 @@ class VersionVectorEntry(Base):
     origin: Mapped[str] = mapped_column(String(36), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RefusedChange(Base):
+    """A broker message the applier refused (unsigned, forged, re-labelled,
+    malformed): kept out of the database and rejected on the broker, and
+    recorded here. Only what identifies it is kept (what it claimed to be,
+    its size and digest), never its content. The newest REFUSALS_KEPT rows
+    are kept; ``id`` only grows, so the newest id counts every refusal."""
+
+    __tablename__ = "refused_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    refused_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    reason: Mapped[str] = mapped_column(String(32))  # a messages.Refusal value
+    detail: Mapped[str] = mapped_column(Text, default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    digest: Mapped[str] = mapped_column(String(64), default="")  # SHA-256 of the body

@@ -1,6 +1,9 @@
 """The outbox as the relay and the panel see it: what is unsent, marking
-entries sent once the broker confirmed them, and resends."""
+entries sent once the broker confirmed them, resends, retention, and which
+change made a row (provenance, for Resolve)."""
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
@@ -81,3 +84,21 @@ def prune(connection: Connection, peer_applied: dict[tuple[str, int], int], *,
         )
         deleted += result.rowcount
     return deleted
+
+
+def provenance(connection: Connection, table: str, ids: list[str], scan: int = 20000) -> dict:
+    """For each id, the newest change of this node's own outbox that wrote
+    it: when, who, which stream. Rows not found were last written before the
+    entries kept, or by the other node."""
+    wanted = set(ids)
+    found = {}
+    rows = connection.execute(select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(scan))
+    for entry in rows:
+        if not wanted - set(found):
+            break
+        for change in json.loads(entry.changes):
+            if change["table"] == table and change["pk"] in wanted and change["pk"] not in found:
+                found[change["pk"]] = {"at": entry.created_at.isoformat() + "Z", "actor": entry.actor,
+                                       "origin": entry.origin, "epoch": entry.epoch, "seq": entry.seq,
+                                       "op": change["op"]}
+    return found

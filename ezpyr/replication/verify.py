@@ -28,6 +28,7 @@ from sqlalchemy import Table, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 
 from ezpyr.meta import replicated_tables
+from ezpyr.replication.outbox import provenance
 from ezpyr.replication.rows import encode_row
 
 # Rows per page this node asks the other node to hash (ezpyr.verify.chunk_rows).
@@ -233,7 +234,6 @@ class LocalPeer(Peer):
         return rows_by_id(self.connection, tables_by_name()[table], ids)
 
     def provenance(self, table, ids):
-        from ezpyr.cluster.resolve import provenance
         return provenance(self.connection, table, ids)
 
 
@@ -355,7 +355,6 @@ def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int =
                 report.differing = [{"id": i, "here": rows_here.get(i), "there": rows_there.get(i)}
                                     for i in shown]
                 if with_provenance:
-                    from ezpyr.cluster.resolve import provenance
                     made_here = provenance(connection, table.name, shown)
                     made_there = peer.provenance(table.name, shown)
                     for diff in report.differing:

@@ -14,10 +14,12 @@ from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreac
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.cluster.resolve import Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
-from ezpyr.cluster.services import ClusterService, vector_to_json
+from ezpyr.cluster.secret import rotate_secret
+from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.snapshot import copy_snapshot
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import REPLAYING, sequence_committed
+from ezpyr.replication.vector import VersionVector
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.verify import PeerAnswerInvalid, chunk_rows_setting, timeout_setting, verify
 from ezpyr.scripts.failures import one_line_errors, report
@@ -51,6 +53,12 @@ def print_state(state: dict, as_json: bool) -> None:
             print(f"replication:  {state['applier']}")
         if state["last_error"]:
             print(f"last error:   {state['last_error']}")
+        refused = state["refused_messages"]
+        if refused["total"]:
+            print(f"refused:      {refused['total']} change message(s) kept out of this node's database; "
+                  f"last {refused['last_at']}: {refused['last_reason']}")
+        if state["secret_rotation"]:
+            print(f"secret:       {state['secret_rotation']}")
 
 
 def cmd_status(env, args):
@@ -248,7 +256,7 @@ def cmd_pair_local(env, args):
                     secret_encrypted=box.encrypt(secret),
                     role="slave" if node is me else "master", epoch=1, link="connected",
                     # both hold the snapshot: each knows the other has it
-                    peer_vector=json.dumps(vector_to_json(vector))))
+                    peer_vector=VersionVector(vector).dumps()))
                 ClusterService(session).grant("127.0.0.1")
             me.role, them.role = "master", "slave"
             them.epoch = me.epoch
@@ -256,6 +264,22 @@ def cmd_pair_local(env, args):
               f"{other.settings.get('ezpyr.node_address')} is slave")
     finally:
         other.close()
+    return 0
+
+
+def cmd_rotate_secret(env, args):
+    """Roll a new cluster secret on both nodes, replication running."""
+    with env.session() as s:
+        node_id = ClusterService(s).node().id
+        address = ClusterService(s).peer().address if ClusterService(s).peer() else ""
+    result = rotate_secret(env.engine, env.secret_box,
+                           lambda secret: ClusterClient(address, node_id, secret,
+                                                        tls=PeerTls.from_settings(env.settings)))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("rotated: both nodes sign with the new cluster secret; the old one is accepted until "
+              "each node has applied the other's first change signed with the new one")
     return 0
 
 
@@ -290,6 +314,8 @@ def main(argv=None):
     res.add_argument("--yes", action="store_true", help="apply (without it: show what would be lost)")
     sub.add_parser("verify", parents=[common],
                    help="compare every replicated table with the other node's (exit 1 if they differ)")
+    sub.add_parser("rotate-secret", parents=[common],
+                   help="roll a new cluster secret on both nodes without stopping replication")
     pair = sub.add_parser("pair-local", parents=[common],
                           help="demo: pair with another node on this machine")
     pair.add_argument("other_config")
@@ -297,7 +323,7 @@ def main(argv=None):
     commands = {"status": cmd_status, "disconnect": cmd_link("disconnected"),
                 "connect": cmd_link("connected"), "verify": cmd_verify, "add": cmd_add,
                 "make-master": cmd_make_master, "resolve": cmd_resolve,
-                "pair-local": cmd_pair_local}
+                "rotate-secret": cmd_rotate_secret, "pair-local": cmd_pair_local}
     env = NodeEnv(args.config)
     try:
         return commands[args.command](env, args)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from ezpyr.meta import utcnow
 from ezpyr.users.groups import UserGroupService
 from ezpyr.users.models import UserGroup
+from ezpyr.replication.writes import applying
 from tests.cluster_nodes import ADMIN_PASSWORD, make_cluster
 from tests.factories import login
 
@@ -50,7 +51,7 @@ def test_verify_button_shows_in_sync_then_the_differing_row(cluster):
     assert data["state"] == "done" and data["result"]["in_sync"] is True
     assert "Every table is in sync." in page and 'value="100"' in page
     table = UserGroup.__table__
-    with b.env.engine.begin() as conn:
+    with b.env.engine.begin() as conn, applying(conn):  # behind replication's back
         conn.execute(update(table).values(description="changed on b"))
     page, data = run_verify(app)
     assert data["result"]["in_sync"] is False
@@ -85,7 +86,7 @@ def test_verify_pages_a_large_table_through_the_cluster_api_and_names_exactly_th
     # and 2 past a's last row
     inside = [ids[3][:34] + x + y for x in "gh" for y in "ghijklmnop"]
     past = [f"ffffffff-ffff-4fff-8fff-fffffffffff{n}" for n in (1, 2)]
-    with b.env.engine.begin() as conn:  # drift behind replication's back
+    with b.env.engine.begin() as conn, applying(conn):  # drift behind replication's back
         conn.execute(update(table).where(table.c.id.in_(changed)).values(description="changed on b"))
         conn.execute(delete(table).where(table.c.id == deleted))
         conn.execute(insert(table), [{"id": i, "name": f"only-b-{n}", "description": "",

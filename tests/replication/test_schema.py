@@ -7,7 +7,7 @@ import shutil
 from alembic.script import ScriptDirectory
 
 from ezpyr.replication import schema
-from ezpyr.replication.apply import ChangeMessage
+from ezpyr.replication.messages import ChangeMessage
 from ezpyr.replication.capture import ACTOR
 from ezpyr.replication.schema import code_revision, is_newer_revision
 from ezpyr.users.models import UserGroup

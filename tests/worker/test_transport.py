@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select, update
 
 from ezpyr.replication.broker import changes_queue
+from ezpyr.replication.messages import FixedKeys
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.outbox import resend_from, unsent_count
 from ezpyr.users.models import UserGroup
@@ -15,12 +16,15 @@ from worker.applier import Applier
 from worker.relay import Relay
 
 
+CLUSTER_SECRET = "the-cluster-secret-of-these-tests"
+
+
 @pytest.fixture
 def link(nodes, backend, tmp_path):
     master, slave = nodes
     url = broker_url(backend, tmp_path)
-    relay = Relay(master.engine, url, slave.id)
-    applier = Applier(slave.engine, url, slave.id)
+    relay = Relay(master.engine, url, master.id, slave.id, FixedKeys(CLUSTER_SECRET))
+    applier = Applier(slave.engine, url, slave.id, FixedKeys(CLUSTER_SECRET), peer_id=master.id)
     yield master, slave, relay, applier
     relay.close()
     applier.close()
