@@ -36,5 +36,6 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_index(op.f('ix_api_tokens_owner_id'), table_name='api_tokens')
+    # the table's index goes with it (MariaDB will not drop an index its
+    # foreign key needs on its own)
     op.drop_table('api_tokens')
