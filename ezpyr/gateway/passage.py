@@ -15,6 +15,7 @@ on a line that starts with the shell's own prompt.
 from __future__ import annotations
 
 import io
+import logging
 import select
 import socket
 import time
@@ -28,12 +29,23 @@ from ezpyr.gateway.recording import Recording
 from ezpyr.gateway.services import openssh_fingerprint
 from ezpyr.guard.services import refusing_rules
 
+log = logging.getLogger("ezpyr.gateway")
+
 ENTER = (0x0D, 0x0A)
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
 ERASE_LINE = b"\x05\x15"  # end of line, then kill to its start (readline; ^U in a plain tty)
 ALT_SCREEN = {47 << 5, 1047 << 5, 1049 << 5}  # pyte keeps private modes shifted by 5
 QUIET = 0.03  # no output for this long: the echo has arrived
 SETTLE_LIMIT = 1.5
+
+
+class GuardScreen(pyte.Screen):
+    """pyte's screen, tolerant of the private SGR sequences (``CSI > … m``,
+    xterm's modifyOtherKeys, sent by vim) that pyte's own one rejects."""
+
+    def select_graphic_rendition(self, *attrs, private=False):
+        if not private:
+            super().select_graphic_rendition(*attrs)
 
 
 class HostKeyChanged(Exception):
@@ -107,7 +119,7 @@ class Passage:
         self.should_stop = should_stop  # () -> reason or "", asked about once a second
         self.on_refusal = on_refusal  # (line, rules) -> None
         self.guarding = tty and bool(rules)
-        self.screen = pyte.Screen(cols, rows) if self.guarding else None
+        self.screen = GuardScreen(cols, rows) if self.guarding else None
         self.stream = pyte.ByteStream(self.screen) if self.guarding else None
         self.bytes_in = self.bytes_out = 0
         self.refusals = 0
@@ -140,7 +152,12 @@ class Passage:
         self.bytes_out += len(data)
         self.last_output = time.monotonic()
         if self.stream is not None:
-            self.stream.feed(data)
+            try:
+                self.stream.feed(data)
+            except Exception:  # a sequence the emulator cannot parse: start afresh
+                log.warning("the guard's terminal emulator could not read a sequence",
+                            exc_info=True)
+                self.stream = pyte.ByteStream(self.screen)
         self.recording.output(data)
         self.client.sendall(wire.frame(kind, data))
 
