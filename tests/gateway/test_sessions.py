@@ -4,7 +4,9 @@ session."""
 from __future__ import annotations
 
 import json
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -132,3 +134,37 @@ def test_playback_page_loads_in_chromium(site, panel, passwords):
         assert not errors
     finally:
         server.shutdown()
+
+
+def admin_cli(site, *args: str) -> subprocess.CompletedProcess:
+    argv = [str(Path(sys.executable).parent / "ezpyr-admin"), str(site.world.ini), *args]
+    return subprocess.run(argv, capture_output=True, text=True)
+
+
+def test_cli_lists_shows_exports_and_terminates(site, tmp_path):
+    row = run_session(site)
+    listed = json.loads(admin_cli(site, "sessions", "list", "--json").stdout)
+    assert [s["id"] for s in listed["sessions"]] == [row.id]
+    assert listed["sessions"][0]["exit_status"] == 4
+    assert listed["sessions"][0]["state"] == "ended"
+    shown = json.loads(admin_cli(site, "sessions", "show", row.id, "--json").stdout)
+    assert shown["session"]["server"] == "web1"
+    exported = admin_cli(site, "sessions", "export", row.id)
+    assert exported.returncode == 0 and "recorded-42" in exported.stdout
+    out = tmp_path / "s.cast"
+    assert admin_cli(site, "sessions", "export", row.id, "--output", str(out)).returncode == 0
+    assert json.loads(out.read_text().splitlines()[0])["version"] == 2
+    ended = admin_cli(site, "sessions", "terminate", row.id)
+    assert ended.returncode == 2 and "already ended" in ended.stderr
+    missing = admin_cli(site, "sessions", "show", "no-such-id")
+    assert missing.returncode == 2 and "No session" in missing.stderr
+
+    child = site.world.ssh("ezgw_alice", "web1", tty=True)
+    child.expect("ezpyr password for ")
+    child.sendline(PASSWORD)
+    child.expect(SHELL_PROMPT)
+    live = json.loads(admin_cli(site, "sessions", "list", "--state", "live", "--json").stdout)
+    (live_row,) = live["sessions"]
+    assert admin_cli(site, "sessions", "terminate", live_row["id"]).returncode == 0
+    child.expect("terminated by an admin")
+    child.expect(pexpect.EOF)
