@@ -124,12 +124,11 @@ def test_playback_page_loads_in_chromium(site, panel, passwords):
             page.goto(f"{server.application_url}sessions/{row.id}")
             page.wait_for_selector(".ap-player", timeout=30_000)
             page.click(".ap-player")  # start playing
-            page.wait_for_function(
-                "document.querySelector('.ap-terminal') && "
-                "document.querySelector('.ap-terminal').textContent.includes('recorded-42')",
-                timeout=30_000)
             SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "session-playback.png"), full_page=True)
+            try:
+                page.locator("#player", has_text="recorded-42").wait_for(timeout=30_000)
+            finally:
+                page.screenshot(path=str(SHOTS / "session-playback.png"), full_page=True)
             browser.close()
         assert not errors
     finally:
