@@ -129,6 +129,7 @@ class Client:
         os.set_blocking(wake_r, False)
         signal.signal(signal.SIGWINCH, lambda *_: None)
         signal.set_wakeup_fd(wake_w)
+        os.write(wake_w, b"\0")  # the size now: the window may have changed during the menu
         while True:
             watched = [self.sock, wake_r] + ([0] if self.stdin_open else [])
             readable, _, _ = select.select(watched, [], [])

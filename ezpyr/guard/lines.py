@@ -52,8 +52,9 @@ def _finish(level: _Level, out: list[str]) -> None:
     words = level.words
     while words and (words[0] in RESERVED or ASSIGNMENT.match(words[0])):
         words = words[1:]
-    if words:
-        out.append(" ".join(words))
+    command = " ".join(words)
+    if command.strip():
+        out.append(command)
     level.words = []
 
 

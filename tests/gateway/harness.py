@@ -49,17 +49,17 @@ def sweep_accounts() -> None:
         pass
 
 
-def make_account(name: str, *, shell: str | Path, gateway: bool) -> pwd.struct_passwd:
-    assert name.startswith(ACCOUNT_PREFIX)
+def make_account(name: str, *, shell: str | Path, gateway: bool,
+                 group: str = GATEWAY_GROUP) -> pwd.struct_passwd:
     argv = ["useradd", "-m", "-s", str(shell), "-p", "*"]
     if gateway:
-        argv += ["-G", GATEWAY_GROUP]
+        argv += ["-G", group]
     run(*argv, name)
     return pwd.getpwnam(name)
 
 
-def make_gateway_group() -> None:
-    run("groupadd", GATEWAY_GROUP)
+def make_gateway_group(group: str = GATEWAY_GROUP) -> None:
+    run("groupadd", group)
 
 
 # -- keys and sshd -----------------------------------------------------------------------------
@@ -164,12 +164,12 @@ def install_ezsh(directory: Path) -> Path:
     return path
 
 
-def gateway_block(socket_path: Path, ezsh: Path) -> str:
+def gateway_block(socket_path: Path, ezsh: Path, group: str = GATEWAY_GROUP) -> str:
     """The Match Group block of config/sshd-gateway.conf, pointed at this
     test's ezsh and service socket."""
     block = (Path(__file__).resolve().parents[2] / "config" / "sshd-gateway.conf").read_text()
     block = block.replace("/opt/ezpyr/.venv/bin/ezsh", str(ezsh))
-    block = block.replace("Match Group ezpyr-users", f"Match Group {GATEWAY_GROUP}")
+    block = block.replace("Match Group ezpyr-users", f"Match Group {group}")
     block = block.replace("/run/ezpyr/gateway.sock", str(socket_path))
     return block
 

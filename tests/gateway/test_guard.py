@@ -182,3 +182,15 @@ def test_allowed_interactive_commands_run(guarded, marker):
         assert allowed.exists()
     finally:
         allowed.unlink(missing_ok=True)
+
+
+def test_a_shell_started_as_a_one_shot_command_with_a_terminal_is_guarded(guarded, marker):
+    child = guarded.world.ssh("ezgw_alice", "web1", "bash", tty=True)
+    child.expect("ezpyr password for ")
+    child.sendline(PASSWORD)
+    child.expect(SHELL_PROMPT)
+    child.sendline(f"touch {marker}")
+    child.expect(REFUSED)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    assert not marker.exists()
