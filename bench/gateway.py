@@ -8,7 +8,7 @@ ezpyr-init. Then prints, gateway vs direct:
 1. time from `ssh` start to the server list (the gateway) / to the shell
    prompt (direct), key-only sign-in (ezpyr.gateway.password_prompt = false);
 2. time to run `true` on the target;
-3. throughput of `cat` of a 200 MB file on the target;
+3. throughput of `cat` of a 200 MB text file on the target (recorded);
 4. the delay of one keystroke's echo in an interactive bash (p50/p99), with
    a guard rule in force (so every byte goes through the guard's screen).
 
@@ -96,8 +96,10 @@ class Bench:
                                   + "\n" + key.public_key)
         env.close()
         self.big = Path(f"/tmp/ezgw-bench-{os.getpid()}.bin")
-        subprocess.run(["head", "-c", f"{megabytes}M", "/dev/urandom"],
-                       stdout=open(self.big, "wb"), check=True)
+        # text, as terminals carry (base64 of random bytes), exactly megabytes long
+        with open(self.big, "wb") as out:
+            subprocess.run(f"head -c {megabytes * 3 // 4 + 1}M /dev/urandom | base64 -w 76 "
+                           f"| head -c {megabytes}M", shell=True, stdout=out, check=True)
         os.chmod(self.big, 0o644)
         self.megabytes = megabytes
         self.service = harness.GatewayProcess(self.ini, self.socket)
@@ -167,6 +169,7 @@ class Bench:
     def echo_delays(self, keys: int) -> tuple[list[float], list[float]]:
         def delays(argv, through_menu):
             child = harness.spawn(argv)
+            child.delaybeforesend = None
             if through_menu:
                 child.expect(r"Server \(number")
                 child.sendline("1")

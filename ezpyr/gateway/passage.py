@@ -37,6 +37,8 @@ ERASE_LINE = b"\x05\x15"  # end of line, then kill to its start (readline; ^U in
 ALT_SCREEN = {47 << 5, 1047 << 5, 1049 << 5}  # pyte keeps private modes shifted by 5
 QUIET = 0.03  # no output for this long: the echo has arrived
 SETTLE_LIMIT = 1.5
+WINDOW, MAX_PACKET = 16 << 20, 1 << 17
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 class GuardScreen(pyte.Screen):
@@ -82,7 +84,12 @@ def connect(target: Target, pin) -> paramiko.Transport:
     key on first use; a key different from the pinned one raises
     HostKeyChanged before any credential is sent."""
     sock = socket.create_connection((target.host, target.port), timeout=10)
-    transport = paramiko.Transport(sock)
+    transport = paramiko.Transport(sock, default_window_size=WINDOW,
+                                   default_max_packet_size=MAX_PACKET)
+    # AES-GCM first: an AEAD costs paramiko a third less per byte than CTR + HMAC
+    options = transport.get_security_options()
+    options.ciphers = PREFERRED_CIPHERS + tuple(c for c in options.ciphers
+                                                if c not in PREFERRED_CIPHERS)
     try:
         transport.start_client(timeout=10)
         key = transport.get_remote_server_key()

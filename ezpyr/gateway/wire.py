@@ -14,7 +14,7 @@ import struct
 
 HEADER = struct.Struct(">cI")
 MAX_FRAME = 1 << 20
-CHUNK = 32768
+CHUNK = 131072
 
 
 class Closed(EOFError):

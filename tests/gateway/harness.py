@@ -221,6 +221,8 @@ def write_ini(path: Path, url: str, secret_key: str, socket_path: Path, log_dir:
              "ezpyr.argon2.time_cost = 1", "ezpyr.argon2.memory_cost = 1024",
              "ezpyr.argon2.parallelism = 1"]
     lines += [f"{k.replace('__', '.')} = {v}" for k, v in extra.items()]
+    lines += ["", "[alembic]",
+              f"script_location = {Path(__file__).resolve().parents[2] / 'alembic'}"]
     lines += ["", "[loggers]", "keys = root", "[handlers]", "keys = console",
               "[formatters]", "keys = generic", "[logger_root]", "level = INFO",
               "handlers = console", "[handler_console]", "class = StreamHandler",
