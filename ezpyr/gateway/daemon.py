@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, service.stop)
     try:
         service.serve_forever()
+        with env.session(actor="gateway") as db:  # the sessions this stop cuts short
+            SessionLog(db).end_stale()
     finally:
         env.close()
     return 0
