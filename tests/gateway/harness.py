@@ -243,7 +243,7 @@ def ssh_argv(port: int, account: str, key: Path, *args: str, tty: bool = False) 
             f"{account}@127.0.0.1", *args]
 
 
-def spawn(argv: list[str], *, cols: int = 100, rows: int = 30, timeout: int = 20) -> pexpect.spawn:
+def spawn(argv: list[str], *, cols: int = 100, rows: int = 30, timeout: int = 90) -> pexpect.spawn:
     child = pexpect.spawn(argv[0], argv[1:], dimensions=(rows, cols), timeout=timeout,
                           env={"TERM": "xterm", "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                                "LANG": "C.UTF-8"})
