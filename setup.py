@@ -20,6 +20,7 @@ requires = [
     "WTForms>=3.1",
     "prometheus_client>=0.20",
     "pydantic>=2.6,<3",
+    "pyte>=0.8",
 ]
 
 testing_requires = [
@@ -29,6 +30,7 @@ testing_requires = [
     "playwright>=1.45",
     "schemathesis>=4.0,<5",
     "hypothesis>=6.100",
+    "pexpect>=4.9",
 ]
 
 setup(
@@ -41,7 +43,7 @@ setup(
     packages=find_namespace_packages(include=["ezpyr", "ezpyr.*", "worker", "worker.*"],
                                      exclude=["*.__pycache__"]),
     include_package_data=True,
-    package_data={"": ["*.jinja2"], "ezpyr.static": ["*"]},
+    package_data={"": ["*.jinja2"], "ezpyr.static": ["*", "asciinema-player/*"]},
     zip_safe=False,
     python_requires=">=3.11",
     install_requires=requires,
@@ -56,6 +58,8 @@ setup(
             "ezpyr-admin = ezpyr.scripts.admin:main",
             "ezpyr-accounts = ezpyr.scripts.accounts:main",
             "ezpyr-account-agent = ezpyr.accounts.agent:main",
+            "ezpyr-gateway = ezpyr.gateway.daemon:main",
+            "ezsh = ezpyr.gateway.shell:main",
         ],
     },
 )

@@ -1,8 +1,8 @@
-"""ezpyr: an SSH jump server with a web panel and a two-node cluster."""
-from pyramid.config import Configurator
+"""ezpyr: an SSH jump server with a web panel and a two-node cluster.
 
+Nothing heavy is imported here: ``ezsh`` (the gateway users' login shell)
+imports this package, and it must start in a blink."""
 from ezpyr.logs import set_node_name
-from ezpyr.secretbox import SecretKeyMissing
 
 __version__ = "0.1.0"
 
@@ -11,6 +11,8 @@ def main(global_config, **settings):
     """The panel's WSGI application. Without its key files (before
     ``ezpyr-init CONFIG``) the panel cannot start: pserve says so in one
     line instead of a traceback."""
+    from ezpyr.secretbox import SecretKeyMissing
+
     settings.setdefault("ezpyr.config_file", (global_config or {}).get("__file__", ""))
     set_node_name(settings.get("ezpyr.node_name", ""))
     try:
@@ -20,6 +22,8 @@ def main(global_config, **settings):
 
 
 def make_app(settings: dict):
+    from pyramid.config import Configurator
+
     with Configurator(settings=settings) as config:
         config.include("pyramid_jinja2")
         config.add_jinja2_search_path("ezpyr:templates", name=".jinja2")
@@ -45,5 +49,7 @@ def make_app(settings: dict):
         config.include(".api")
         config.include(".cluster")
         config.include(".cluster.readonly")
-        config.scan(ignore=["ezpyr.scripts", "ezpyr.meta"])
+        config.scan(ignore=["ezpyr.scripts", "ezpyr.meta", "ezpyr.gateway.daemon",
+                            "ezpyr.gateway.conversation", "ezpyr.gateway.passage",
+                            "ezpyr.gateway.shell"])
     return config.make_wsgi_app()

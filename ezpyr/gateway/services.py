@@ -49,3 +49,18 @@ class GatewayKeyService:
 
     def private_key_pem(self, key: GatewayKey) -> str:
         return self.secret_box.decrypt(key.private_key_encrypted)
+
+
+def pinned_fingerprint(server) -> str | None:
+    """The fingerprint of ``server``'s pinned host key, None before the
+    gateway's first connection to it."""
+    return openssh_fingerprint(server.host_key) if server.host_key else None
+
+
+def reset_host_key(server) -> str | None:
+    """Forget ``server``'s pinned host key (a replicated change: both nodes
+    forget it); the gateway pins the key it finds at its next connection.
+    The fingerprint that was pinned, None when there was none."""
+    before = pinned_fingerprint(server)
+    server.host_key = None
+    return before

@@ -1,11 +1,13 @@
 """Command guard: per user group, the commands the gateway shell refuses.
 
-A rule's pattern is a Python regular expression. A command is refused when
-at least one rule of the user's group matches it, where "matches" means
-``re.search(pattern, command)`` against the whole command line as typed (so
-``rm -rf`` matches anywhere in the line; anchor with ``^`` to match only its
-start). :meth:`GuardService.check` is the one place this is decided; the
-gateway shell and the panel's test box both call it.
+A rule's pattern is a Python regular expression. A command line is refused
+when at least one rule of the user's group matches one of its simple
+commands (:func:`ezpyr.guard.lines.simple_commands`: ``echo x; rm -rf /`` is
+two commands, ``r''m`` reads ``rm``), where "matches" means
+``re.search(pattern, simple_command)`` (so ``rm -rf`` matches anywhere in a
+command; anchor with ``^`` to match only a command's start).
+:meth:`GuardService.check` is the one place this is decided; the gateway
+service and the panel's test box both call it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from ezpyr.guard.lines import simple_commands
 from ezpyr.guard.models import CommandRule
 from ezpyr.users.models import User, UserGroup
 from ezpyr.validation import Invalid
@@ -43,13 +46,22 @@ def check_pattern(pattern: str | None) -> str:
 
 
 def matches(rule: CommandRule, command: str) -> bool:
-    """Whether ``rule`` refuses ``command``. A stored pattern this Python cannot
-    compile refuses everything: the guard fails closed, and the test box
-    shows which rule to fix."""
+    """Whether ``rule`` refuses the command line ``command`` (one of its
+    simple commands matches). A stored pattern this Python cannot compile
+    refuses everything: the guard fails closed, and the test box shows which
+    rule to fix."""
     try:
-        return re.search(rule.pattern, command) is not None
+        pattern = re.compile(rule.pattern)
     except re.error:
         return True
+    return any(pattern.search(simple) for simple in simple_commands(command))
+
+
+def refusing_rules(rules, command: str) -> list:
+    """The rules among ``rules`` (anything with a ``pattern``) that refuse
+    ``command``. The gateway service calls this with the rules it loaded at
+    the session's start."""
+    return [rule for rule in rules if matches(rule, command)]
 
 
 @dataclass
@@ -117,7 +129,7 @@ class GuardService:
     def check(self, group: UserGroup | None, command: str) -> list[CommandRule]:
         """The rules of ``group`` that refuse ``command`` (empty: allowed).
         A user in no group has no rules."""
-        return [rule for rule in self.rules_of(group) if matches(rule, command)]
+        return refusing_rules(self.rules_of(group), command)
 
     def check_user(self, user: User, command: str) -> list[CommandRule]:
         """The rules of ``user``'s group that refuse ``command``."""

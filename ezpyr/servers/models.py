@@ -35,6 +35,9 @@ class Server(Replicated, Base):
         ForeignKey("server_groups.id"), nullable=True, index=True
     )
     description: Mapped[str] = mapped_column(Text, default="")
+    # The server's SSH host key ("type base64"), pinned by the gateway on its
+    # first connection; a different key is refused until an admin resets it.
+    host_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 

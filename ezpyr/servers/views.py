@@ -8,6 +8,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from wtforms.fields.choices import SelectChoice
 
+from ezpyr.gateway.services import pinned_fingerprint
 from ezpyr.meta import utcnow
 from ezpyr.paging import Page, page_number
 from ezpyr.servers import csvio
@@ -98,7 +99,7 @@ def edit_server(request):
             request.activity.record("server.update", server.name)
             request.session.flash(f"Server {server.name} saved.", "success")
             return HTTPSeeOther(request.route_url("servers.list"))
-    return {"form": form, "server": server}
+    return {"form": form, "server": server, "host_key_fingerprint": pinned_fingerprint(server)}
 
 
 @view_config(route_name="servers.delete", renderer="servers/delete.jinja2", permission="admin")

@@ -1,0 +1,331 @@
+"""One ``ezsh`` connection to the gateway service: sign in, pick a server,
+go through.
+
+The caller is the system account the socket's peer credentials name; its
+ezpyr user is the one with the same username. Each step reads this node's
+database only, in short transactions of its own, so the gateway works the
+same on the master, on the slave and while the other node is down.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import socket
+import struct
+from dataclasses import dataclass
+
+import paramiko
+from sqlalchemy import select
+
+from ezpyr.access.services import AccessService
+from ezpyr.activity.services import ActivityLog
+from ezpyr.auth.services import AuthService, SUSPENDED
+from ezpyr.auth.totp import TotpService, UsedSteps
+from ezpyr.gateway import wire
+from ezpyr.gateway.passage import Passage, HostKeyChanged, Target, connect
+from ezpyr.gateway.recording import Recording
+from ezpyr.gateway.services import GatewayKeyService
+from ezpyr.gateway.sessions import SessionLog
+from ezpyr.guard.services import GuardService, refusing_rules
+from ezpyr.replication.capture import NodeIsReadOnly
+from ezpyr.servers.models import Server
+from ezpyr.users.models import User
+
+log = logging.getLogger("ezpyr.gateway")
+
+QUIT_WORDS = ("q", "quit", "exit")
+NOT_REACHABLE = "There is no server named {name!r} that you may reach."
+GUARD_STATUS = 126  # the exit status of a one-shot command the guard refuses
+
+
+class Stop(Exception):
+    """End the conversation with a one-line message and an exit status."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class GuardRule:
+    pattern: str
+    description: str
+
+
+def peer_uid(conn: socket.socket) -> int:
+    pid, uid, gid = struct.unpack("3i", conn.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid
+
+
+class Conversation:
+    def __init__(self, service, conn: socket.socket):
+        self.service = service
+        self.env = service.env
+        self.conn = conn
+        self.reader = wire.Reader(conn)
+        self.hello: dict = {}
+        self.username = ""
+        self.client = ""
+
+    # -- talking to ezsh ------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.conn.sendall(wire.frame(b"E", (text.replace("\n", "\r\n") + "\r\n").encode()))
+
+    def ask(self, prompt: str, secret: bool = False) -> str:
+        self.conn.sendall(wire.message(prompt=prompt, secret=secret))
+        while True:
+            kind, payload = self.reader.next()
+            if kind == b"J" and "answer" in payload:
+                if payload["answer"] is None:
+                    raise Stop("", 1)
+                return str(payload["answer"])
+
+    def record(self, action: str, target: str = "", details: str = "") -> None:
+        log.info("%s %s %s %s", action, self.username, target, details)
+        with self.env.session(actor=f"gateway:{self.username}") as db:
+            ActivityLog(db, self.service.node_name).record(
+                action, target, details, username=self.username, remote_addr=self.client)
+
+    # -- the conversation ------------------------------------------------------------------
+    def run(self) -> None:
+        status = 1
+        try:
+            kind, self.hello = self.reader.next()
+            if kind != b"J" or "hello" not in self.hello:
+                return
+            self.client = str(self.hello.get("client", ""))[:100]
+            try:
+                self.username = pwd.getpwuid(peer_uid(self.conn)).pw_name
+            except KeyError:
+                raise Stop("ezsh: this system account has no name; ask an admin.")
+            user_id = self.sign_in()
+            status = self.go(user_id)
+        except Stop as stop:
+            if str(stop):
+                self.say(str(stop))
+            status = stop.status
+        except (wire.Closed, ConnectionError):
+            return
+        except Exception:
+            log.exception("gateway conversation of %s failed", self.username)
+            self.say("ezsh: the gateway failed; the error is in this node's log.")
+        try:
+            self.conn.sendall(wire.message(exit=status))
+        except OSError:
+            pass
+
+    def sign_in(self) -> str:
+        """The signed-in user's id, or Stop with the one-line reason."""
+        with self.env.session() as db:
+            user = db.scalars(select(User).where(User.username == self.username)).first()
+            known, needs_code = user is not None, bool(user and user.totp_enabled)
+        if not known:
+            self.record("gateway.refused", self.username, "no ezpyr user of this name")
+            raise Stop(f"ezsh: there is no ezpyr user named {self.username}.")
+        if self.service.password_prompt:
+            password = self.ask(f"ezpyr password for {self.username}: ", secret=True)
+            with self.env.session() as db:
+                result = AuthService(db, self.service.passwords).check_password(
+                    self.username, password)
+                user_id = result.user.id if result.user else None
+                needs_code = result.needs_code
+            if user_id is None:
+                self.refuse(result.reason)
+        else:
+            with self.env.session() as db:
+                auth = AuthService(db, self.service.passwords)
+                user = db.scalars(select(User).where(User.username == self.username)).one()
+                if auth.is_locked(self.username):
+                    reason = auth.check_password(self.username, "").reason
+                elif user.suspended:
+                    reason = SUSPENDED
+                else:
+                    reason = ""
+                user_id = user.id
+            if reason:
+                self.refuse(reason)
+        if needs_code:
+            code = self.ask("TOTP code: ")
+            with self.env.session() as db:
+                user = db.get(User, user_id)
+                totp = TotpService(db, self.service.secret_box, UsedSteps(db))
+                result = AuthService(db, self.service.passwords).check_code(user, code, totp)
+            if result.user is None:
+                self.refuse(result.reason)
+        self.record("gateway.sign_in", self.username)
+        return user_id
+
+    def refuse(self, reason: str) -> None:
+        self.record("gateway.refused", self.username, reason)
+        raise Stop(f"ezsh: {reason}")
+
+    # -- picking a server ------------------------------------------------------------------
+    def reachable(self, user_id: str) -> list[dict]:
+        with self.env.session() as db:
+            user = db.get(User, user_id)
+            return [{"name": r.server.name, "host": r.server.host,
+                     "group": r.server.group.name if r.server.group else "",
+                     "description": r.server.description}
+                    for r in AccessService(db).effective_access(user)]
+
+    def menu(self, user_id: str) -> str:
+        servers = self.reachable(user_id)
+        if not servers:
+            raise Stop("ezsh: you may reach no server; ask an admin for access.")
+        shown = servers
+        while True:
+            self.show(shown, len(servers))
+            answer = self.ask("Server (number or name; other text filters; q quits): ").strip()
+            if answer.lower() in QUIT_WORDS:
+                raise Stop("", 0)
+            if answer.isdigit() and 1 <= int(answer) <= len(shown):
+                return shown[int(answer) - 1]["name"]
+            if any(s["name"] == answer for s in servers):
+                return answer
+            text = answer.lower()
+            found = [s for s in servers if text in s["name"].lower()
+                     or text in s["host"].lower() or text in s["group"].lower()]
+            if not found:
+                self.say(f"No server you may reach matches {answer!r}.")
+            else:
+                shown = found
+
+    def show(self, servers: list[dict], total: int) -> None:
+        width = max(len(s["name"]) for s in servers)
+        gwidth = max([len(s["group"]) for s in servers] + [5])
+        lines = [f"Servers you may reach ({len(servers)} of {total}):"]
+        for n, s in enumerate(servers, 1):
+            lines.append(f"{n:>4}  {s['name']:<{width}}  {s['group'] or '-':<{gwidth}}  "
+                         f"{s['description']}".rstrip())
+        self.say("\n".join(lines))
+
+    def target(self, user_id: str, name: str) -> tuple[Target, list[GuardRule]]:
+        with self.env.session() as db:
+            user = db.get(User, user_id)
+            server = db.scalars(select(Server).where(Server.name == name)).first()
+            if server is None or not AccessService(db).can_reach(user, server):
+                raise Stop("ezsh: " + NOT_REACHABLE.format(name=name))
+            if server.auth_method == "password":
+                secret = self.service.secret_box.decrypt(server.password_encrypted or "")
+            else:
+                key = GatewayKeyService(db, self.service.secret_box).current()
+                if key is None:
+                    raise Stop("ezsh: this node has no gateway key yet; ask an admin.")
+                secret = GatewayKeyService(db, self.service.secret_box).private_key_pem(key)
+            rules = [GuardRule(r.pattern, r.description)
+                     for r in GuardService(db).rules_of(user.group)]
+            return Target(server.id, server.name, server.host, server.port, server.remote_user,
+                          server.auth_method, secret, server.host_key), rules
+
+    def pin(self, target: Target, line: str) -> None:
+        try:
+            with self.env.session(actor=f"gateway:{self.username}") as db:
+                server = db.get(Server, target.server_id)
+                if server is not None and server.host_key is None:
+                    server.host_key = line
+        except NodeIsReadOnly:
+            log.warning("host key of %s not pinned: this node takes no changes now; it is "
+                        "pinned at the next connection through the master", target.name)
+            return
+        self.record("gateway.host_key_pinned", target.name,
+                    f"pinned {target.name}'s host key on first connection")
+
+    # -- going through ---------------------------------------------------------------------
+    def go(self, user_id: str) -> int:
+        request = str(self.hello.get("command", "")).strip()
+        if request:
+            name, _, command = request.partition(" ")
+            command = command.strip()
+        else:
+            name, command = self.menu(user_id), ""
+        tty = bool(self.hello.get("tty"))
+        if not command and not tty:
+            raise Stop("ezsh: an interactive session needs a terminal: use ssh -t, or give a "
+                       "command after the server's name.")
+        target, rules = self.target(user_id, name)
+        cols, rows = (max(1, min(int(self.hello.get(k) or d), 1000))
+                      for k, d in (("cols", 80), ("rows", 24)))
+        term = str(self.hello.get("term") or "xterm")[:64]
+        row_id = self.start_row(target, command)
+        recording = Recording(self.service.log_dir / f"{row_id}.cast", cols=cols, rows=rows,
+                              term=term, record_input=self.service.record_input,
+                              title=f"{self.username} on {target.name}")
+        status, refusals, reason, passage = None, 0, "", None
+        try:
+            if command:
+                refusing = refusing_rules(rules, command)
+                if refusing:
+                    refusals = 1
+                    reason = "refused by the command guard"
+                    recording.marker(f"guard refused: {command}")
+                    self.guard_refused(target, command, refusing)
+                    raise Stop(f"ezsh: the command guard refuses this command (rule "
+                               f"{refusing[0].pattern!r}); nothing was sent to "
+                               f"{target.name}.", GUARD_STATUS)
+            try:
+                transport = connect(target, lambda line: self.pin(target, line))
+            except HostKeyChanged as error:
+                reason = "host key changed"
+                self.record("gateway.host_key_refused", target.name, str(error))
+                raise Stop(f"ezsh: {error}", 255)
+            except (OSError, paramiko.SSHException) as error:
+                reason = f"could not connect: {error}"
+                raise Stop(f"ezsh: could not connect to {target.name}: {error}", 255)
+            try:
+                channel = transport.open_session(timeout=10)
+                if tty:
+                    channel.get_pty(term=term, width=cols, height=rows)
+                if command:
+                    channel.exec_command(command)
+                else:
+                    channel.invoke_shell()
+                self.conn.sendall(wire.message(start=True, raw=tty))
+                passage = Passage(self.conn, self.reader, channel, tty=tty, cols=cols, rows=rows,
+                                  rules=rules, recording=recording,
+                                  should_stop=lambda: self.should_stop(row_id),
+                                  on_refusal=lambda line, r: self.guard_refused(target, line, r))
+                status = passage.run()
+                reason = passage.end_reason or "ended"
+                if reason != "ended":
+                    self.say(f"\r\nezsh: session ended: {reason}.")
+            finally:
+                transport.close()
+            return 255 if status is None else status
+        finally:
+            recording.close()
+            if passage is not None:
+                refusals += passage.refusals
+            self.finish_row(row_id, status, passage, refusals, reason)
+
+    def should_stop(self, row_id: str) -> str:
+        with self.env.session() as db:
+            if SessionLog(db).terminate_requested(row_id):
+                return "terminated by an admin"
+        if self.service.stopping:
+            return "the gateway service is stopping"
+        return ""
+
+    def guard_refused(self, target: Target, line: str, rules) -> None:
+        self.record("gateway.guard_refused", target.name,
+                    f"{line!r} refused by {', '.join(repr(r.pattern) for r in rules)}")
+
+    def start_row(self, target: Target, command: str) -> str:
+        with self.env.session() as db:
+            row = SessionLog(db).start(
+                username=self.username, client_address=self.client, server_name=target.name,
+                server_address=target.address, command=command)
+            row_id = row.id
+        self.record("gateway.session_start", target.name,
+                    f"session {row_id}" + (f": {command}" if command else " (interactive)"))
+        return row_id
+
+    def finish_row(self, row_id: str, status, passage, refusals: int, reason: str) -> None:
+        with self.env.session() as db:
+            SessionLog(db).finish(
+                row_id, exit_status=status, guard_refusals=refusals, reason=reason,
+                bytes_in=passage.bytes_in if passage else 0,
+                bytes_out=passage.bytes_out if passage else 0)
+        self.record("gateway.session_end", row_id,
+                    f"exit status {status}; {reason}; {refusals} guard refusal(s)")

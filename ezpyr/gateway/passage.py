@@ -1,0 +1,311 @@
+"""Going through: the SSH connection to the target server, and the bytes
+passed between it and the user's ``ezsh``, guarded and recorded.
+
+The interactive guard reads the command line as the user sees it: every
+byte the server sends is fed to a terminal emulator (pyte), and when the
+user presses Enter the line is read from that screen, from the end of the
+prompt it was typed after. So a line recalled from history or completed with
+Tab is checked as shown. Several lines typed or pasted at once are checked
+one by one: the bytes up to each Enter are sent, the echo is awaited, the
+line is read and checked, and only then does the Enter go (or the line is
+erased and the refusal printed). Full-screen programs (``less``, ``vim``:
+the terminal's alternate screen) are not shells: Enter there is checked only
+on a line that starts with the shell's own prompt.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import select
+import socket
+import time
+from dataclasses import dataclass
+
+import paramiko
+import pyte
+
+from ezpyr.gateway import wire
+from ezpyr.gateway.recording import Recording
+from ezpyr.gateway.services import openssh_fingerprint
+from ezpyr.guard.services import refusing_rules
+
+log = logging.getLogger("ezpyr.gateway")
+
+ENTER = (0x0D, 0x0A)
+PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
+ERASE_LINE = b"\x05\x15"  # end of line, then kill to its start (readline; ^U in a plain tty)
+ALT_SCREEN = {47 << 5, 1047 << 5, 1049 << 5}  # pyte keeps private modes shifted by 5
+QUIET = 0.03  # no output for this long: the echo has arrived
+SETTLE_LIMIT = 1.5
+WINDOW, MAX_PACKET = 16 << 20, 1 << 17
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class GuardScreen(pyte.Screen):
+    """pyte's screen, tolerant of the private SGR sequences (``CSI > … m``,
+    xterm's modifyOtherKeys, sent by vim) that pyte's own one rejects."""
+
+    def select_graphic_rendition(self, *attrs, private=False):
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
+
+class HostKeyChanged(Exception):
+    def __init__(self, server_name: str, pinned: str, presented: str):
+        self.pinned, self.presented = pinned, presented
+        super().__init__(
+            f"The host key of {server_name} has changed: it was pinned as "
+            f"{openssh_fingerprint(pinned)} and the server now presents "
+            f"{openssh_fingerprint(presented)}. The connection is refused; if the change is "
+            "expected, an admin resets the pin on the server's page.")
+
+
+@dataclass
+class Target:
+    """What the service needs to reach a server, read from the database and
+    held only in the service's memory."""
+
+    server_id: str
+    name: str
+    host: str
+    port: int
+    remote_user: str
+    auth_method: str
+    secret: str  # the gateway private key (PEM) or the server's password
+    host_key: str | None
+
+    @property
+    def address(self) -> str:
+        return f"{self.remote_user}@{self.host}:{self.port}"
+
+
+def connect(target: Target, pin) -> paramiko.Transport:
+    """An authenticated transport to ``target``. ``pin(line)`` stores the host
+    key on first use; a key different from the pinned one raises
+    HostKeyChanged before any credential is sent."""
+    sock = socket.create_connection((target.host, target.port), timeout=10)
+    transport = paramiko.Transport(sock, default_window_size=WINDOW,
+                                   default_max_packet_size=MAX_PACKET)
+    # AES-GCM first: an AEAD costs paramiko a third less per byte than CTR + HMAC
+    options = transport.get_security_options()
+    options.ciphers = PREFERRED_CIPHERS + tuple(c for c in options.ciphers
+                                                if c not in PREFERRED_CIPHERS)
+    try:
+        transport.start_client(timeout=10)
+        key = transport.get_remote_server_key()
+        presented = f"{key.get_name()} {key.get_base64()}"
+        if target.host_key is None:
+            pin(presented)
+        elif target.host_key.split()[:2] != presented.split():
+            raise HostKeyChanged(target.name, target.host_key, presented)
+        if target.auth_method == "password":
+            transport.auth_password(target.remote_user, target.secret)
+        else:
+            pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(target.secret))
+            transport.auth_publickey(target.remote_user, pkey)
+        sock.settimeout(None)
+        return transport
+    except BaseException:
+        transport.close()
+        raise
+
+
+class Passage:
+    """One session's pass-through. ``client`` is the socket to ``ezsh`` and
+    ``reader`` its frame reader (which may hold frames already)."""
+
+    def __init__(self, client: socket.socket, reader: wire.Reader, channel: paramiko.Channel, *,
+                 tty: bool, cols: int, rows: int, rules: list, recording: Recording,
+                 should_stop, on_refusal):
+        self.client = client
+        self.reader = reader
+        self.channel = channel
+        self.tty = tty
+        self.rules = rules
+        self.recording = recording
+        self.should_stop = should_stop  # () -> reason or "", asked about once a second
+        self.on_refusal = on_refusal  # (line, rules) -> None
+        self.guarding = tty and bool(rules)
+        self.screen = GuardScreen(cols, rows) if self.guarding else None
+        self.stream = pyte.ByteStream(self.screen) if self.guarding else None
+        self.bytes_in = self.bytes_out = 0
+        self.refusals = 0
+        self.line_prompt: str | None = None  # the prompt the current line is typed after
+        self.shell_prompt = ""  # the last prompt seen outside full-screen programs
+        self.pasting = False
+        self.last_output = 0.0
+        self.end_reason = ""
+
+    # -- output ----------------------------------------------------------------------
+    def pump_output(self) -> bool:
+        """Pass on what the server sent; False once the channel is done."""
+        moved = False
+        if self.channel.recv_ready():
+            data = self.channel.recv(wire.CHUNK)
+            if data:
+                self.output(data, b"O")
+                moved = True
+        if self.channel.recv_stderr_ready():
+            data = self.channel.recv_stderr(wire.CHUNK)
+            if data:
+                self.output(data, b"E")
+                moved = True
+        if not moved and self.channel.eof_received and not self.channel.recv_ready() \
+                and not self.channel.recv_stderr_ready():
+            return False
+        return True
+
+    def output(self, data: bytes, kind: bytes) -> None:
+        self.bytes_out += len(data)
+        self.last_output = time.monotonic()
+        if self.stream is not None:
+            try:
+                self.stream.feed(data)
+            except Exception:  # a sequence the emulator cannot parse: start afresh
+                log.warning("the guard's terminal emulator could not read a sequence",
+                            exc_info=True)
+                self.stream = pyte.ByteStream(self.screen)
+        self.recording.output(data)
+        self.client.sendall(wire.frame(kind, data))
+
+    def settle(self, quiet: float = QUIET) -> None:
+        """Pass on the server's output until it has been quiet for ``quiet``
+        seconds (the echo of what was just sent has arrived)."""
+        deadline = time.monotonic() + SETTLE_LIMIT
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.channel], [], [], quiet)
+            if not readable or not self.pump_output():
+                return
+
+    # -- input -----------------------------------------------------------------------
+    def user_input(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        self.recording.input(data)
+        if not self.guarding:
+            self.channel.sendall(data)
+            return
+        start = 0
+        for i, byte in enumerate(data):
+            if data.startswith(PASTE_START, i):
+                self.pasting = True
+            elif data.startswith(PASTE_END, i):
+                self.pasting = False
+            elif byte in ENTER and not self.pasting:
+                self.typed(data[start:i])
+                self.enter(data[i:i + 1])
+                start = i + 1
+        self.typed(data[start:])
+
+    def typed(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.line_prompt is None:
+            self.begin_line()
+        self.channel.sendall(data)
+
+    def begin_line(self) -> None:
+        if time.monotonic() - self.last_output < QUIET * 2:
+            self.settle()
+        row = self.screen.display[self.screen.cursor.y]
+        self.line_prompt = row[:self.screen.cursor.x]
+        if not self.full_screen() and self.line_prompt.strip():
+            self.shell_prompt = self.line_prompt
+
+    def full_screen(self) -> bool:
+        return bool(ALT_SCREEN & self.screen.mode)
+
+    def enter(self, key: bytes) -> None:
+        if self.line_prompt is None:
+            self.begin_line()
+        self.settle()
+        lines = self.shown_lines()
+        refusing = []
+        for line in lines:
+            refusing = refusing_rules(self.rules, line)
+            if refusing:
+                break
+        self.line_prompt = None
+        self.last_output = time.monotonic()  # the command's output may be on its way
+        if not refusing:
+            self.channel.sendall(key)
+            return
+        self.refusals += 1
+        self.channel.sendall(ERASE_LINE)
+        self.settle()
+        shown = lines[0].strip()
+        message = (f"\r\nezsh: the command guard refuses this line (rule "
+                   f"{refusing[0].pattern!r}); it was not run.\r\n")
+        self.recording.marker(f"guard refused: {shown}")
+        self.client.sendall(wire.frame(b"O", message.encode()))
+        self.on_refusal(shown, refusing)
+        self.channel.sendall(key)
+
+    def shown_lines(self) -> list[str]:
+        """The line about to run, as the screen shows it, in the readings the
+        guard checks (wrapped rows joined as one line, and row by row for a
+        pasted block); empty when the cursor is not on a command line."""
+        rows = self.screen.display
+        y = self.screen.cursor.y
+        prompt = self.line_prompt or ""
+        if self.full_screen() and (not prompt.strip() or prompt != self.shell_prompt):
+            return []
+        top = None
+        if prompt.strip():
+            for r in range(y, -1, -1):
+                if rows[r].startswith(prompt):
+                    top = r
+                    break
+        else:
+            top = y
+        if top is None:
+            # the prompt is gone from the screen: read the cursor's row whole,
+            # and every tail of it after a blank (fails closed)
+            row = rows[y].rstrip()
+            return [row] + [row[i + 1:] for i, c in enumerate(row) if c == " "]
+        bottom = y
+        while bottom + 1 < len(rows) and rows[bottom + 1].strip():
+            bottom += 1
+        body = [rows[top][len(prompt):]] + rows[top + 1:bottom + 1]
+        return ["".join(body).rstrip(), "\n".join(part.rstrip() for part in body)]
+
+    # -- control -----------------------------------------------------------------------
+    def control(self, payload: dict) -> None:
+        if "resize" in payload:
+            cols, rows = (max(1, min(int(v), 1000)) for v in payload["resize"][:2])
+            if self.tty:
+                self.channel.resize_pty(cols, rows)
+            if self.screen is not None:
+                self.screen.resize(rows, cols)
+            self.recording.resize(cols, rows)
+        elif payload.get("eof"):
+            self.channel.shutdown_write()
+
+    def run(self) -> int | None:
+        """Pass bytes until the server's side ends (or the session is
+        stopped); the remote exit status, None when there is none."""
+        next_check = time.monotonic() + 1
+        while True:
+            readable, _, _ = select.select([self.channel, self.client], [], [], 1.0)
+            if self.channel in readable and not self.pump_output():
+                break
+            if self.client in readable:
+                try:
+                    self.reader.feed()
+                except (wire.Closed, ConnectionError):
+                    self.end_reason = "the user's connection closed"
+                    return None
+                for kind, payload in self.reader.frames():
+                    if kind == b"I":
+                        self.user_input(payload)
+                    elif kind == b"J":
+                        self.control(payload)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1
+                reason = self.should_stop()
+                if reason:
+                    self.end_reason = reason
+                    return None
+            if self.channel.closed and not self.channel.recv_ready():
+                break
+        status = self.channel.recv_exit_status()
+        return status if status >= 0 else None
