@@ -14,8 +14,8 @@ import secrets
 from sqlalchemy import select, update
 
 from ezpyr import __version__
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, address_host
-from ezpyr.cluster.models import ClusterPeer, GrantedHost
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
+from ezpyr.cluster.models import ClusterPeer
 from ezpyr.cluster.services import BUILD, vector_to_json
 from ezpyr.cluster.setup import SECONDARY, NotSealed, seal, transfer_box, unseal
 from ezpyr.cluster.snapshot import read_snapshot, table_counts
@@ -82,21 +82,10 @@ def _sealed_call(client, setup_key, path, body):
 
 
 def add_secondary(engine, secret_box, settings, address, setup_key, progress=None) -> dict:
-    address = check_address(address)
-    setup_key = (setup_key or "").strip()
-    if not setup_key:
-        raise Invalid("The setup key is required (the secondary printed it at install).", "setup_key")
+    """The job; its preconditions are checked by ``ClusterActions.add``."""
     progress = progress or (lambda done, total, message=None: None)
     with engine.connect() as conn:
         node = conn.execute(select(NodeIdentity.__table__)).mappings().one()
-        if conn.execute(select(ClusterPeer.__table__)).first() is not None:
-            raise Invalid("This node already has another node; a cluster has two.")
-        if node["role"] not in ("standalone", "master"):
-            raise Invalid(f"This node is {node['role']}: add the secondary from the master.")
-        host = address_host(address)
-        if conn.execute(select(GrantedHost.__table__).where(GrantedHost.address == host)).first() is None:
-            raise Invalid(f"{host} is not granted: run ezpyr-grant-host CONFIG {host} on this node first.",
-                          "address")
     client = ClusterClient(address, node["id"], setup_key, timeout=60, tls=PeerTls.from_settings(settings))
     progress(0, 1, "checking the secondary")
     hello = _call(client, "GET", "/cluster/api/setup/hello")
@@ -112,12 +101,12 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
             counts = table_counts(conn)  # inside the snapshot now
             total = sum(counts.values())
             done = 0
-            progress(0, total, f"copying {total} rows")
+            progress(0, total, f"rows copied to the secondary: 0 of {total:,}")
             for chunk in chunks:
                 _sealed_call(client, setup_key, "/cluster/api/setup/chunk",
                              {"table": chunk.table, "rows": chunk.rows})
                 done += len(chunk.rows)
-                progress(done, total, f"copying {total} rows")
+                progress(done, total, f"rows copied to the secondary: {done:,} of {total:,}")
             conn.rollback()
         secret = secrets.token_urlsafe(32)
         box = transfer_box(setup_key)

@@ -146,17 +146,12 @@ def make_master(engine, secret_box, *, force: bool = False, progress=None,
                 drain_timeout: float = 120.0, tls: PeerTls | None = None) -> dict:
     """On the slave. Graceful when the master answers: it stops taking
     changes, its backlog drains here, then the roles swap, nothing lost.
-    When it does not answer, only with ``force`` (after the warning)."""
+    When it does not answer, only with ``force`` (after the warning).
+    Its preconditions are checked by ``ClusterActions.make_master``."""
     progress = progress or (lambda done, total, message=None: None)
     with engine.connect() as conn:
         node = _node(conn)
         peer = _peer(conn)
-    if peer is None:
-        raise Invalid("No other node is configured: this node is already the only one taking changes.")
-    if node["role"] != "slave":
-        raise Invalid(f"This node is {node['role']}; Make master is for the slave.")
-    if peer["split_brain_since"] is not None:
-        raise Invalid("The nodes are in a split-brain: resolve it first (Verify, then Resolve).")
     client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]), tls=tls)
     progress(0, 1, "asking the master to stop taking changes")
     try:

@@ -1,9 +1,7 @@
-from ezpyr.jobs.services import fail_interrupted_jobs
-
-
 def includeme(config):
+    """Routes only: nothing is read or written at configuration time. A job
+    whose process died is found by whoever looks at the jobs next
+    (``JobService.reap``), so a second process building the app never fails
+    the jobs another one runs."""
     config.add_route("jobs.status", "/jobs/{id}.json")
     config.add_route("jobs.view", "/jobs/{id}")
-    if not config.registry.settings.get("ezpyr.testing"):
-        config.action("ezpyr.jobs.interrupted",
-                      lambda: fail_interrupted_jobs(config.registry["db_engine"]), order=10)

@@ -26,4 +26,5 @@ def job_json(request):
         raise HTTPNotFound("No such job.")
     return {"id": job.id, "kind": job.kind, "state": job.state, "done": job.done,
             "total": job.total, "percent": job.percent, "message": job.message,
+            "seconds_left": job.seconds_left(), "refused": job.refused,
             "error": job.error, "result": json.loads(job.result) if job.result else None}
