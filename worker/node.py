@@ -28,6 +28,7 @@ from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreac
 from ezpyr.cluster.models import ClusterPeer, WorkerState
 from ezpyr.ops.metrics import LagHistogram
 from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
+from ezpyr.cluster.setup import SECONDARY
 from ezpyr.cluster.services import vector_from_json, vector_to_json
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
@@ -80,9 +81,15 @@ class NodeWorker:
 
     # -- reading this node's state ----------------------------------------
     def _node_and_peer(self):
+        """This node, and its other node once there is one to talk to: a
+        secondary's peer row, while Add is still copying, has no secret yet
+        (nothing to probe with) and no queue to consume (the primary
+        declares it before it finishes)."""
         with self.engine.connect() as conn:
             node = conn.execute(select(NodeIdentity.__table__)).mappings().first()
             peer = conn.execute(select(PEER)).mappings().first()
+        if node is not None and node["role"] == SECONDARY:
+            peer = None
         return node, peer
 
     def _relay_peer(self) -> tuple[str | None, bool]:

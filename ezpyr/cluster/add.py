@@ -22,6 +22,7 @@ from ezpyr.cluster.snapshot import read_snapshot, table_counts
 from ezpyr.replication.capture import sequence_committed
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
+from ezpyr.replication.broker import changes_queue, connect, describe
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.schema import code_revision
 from ezpyr.validation import Invalid
@@ -81,6 +82,22 @@ def _sealed_call(client, setup_key, path, body):
         raise Invalid(f"The secondary's answer to {path} could not be read: {error}.") from None
 
 
+def declare_change_queues(own_broker: str, secondary_id: str, secondary_broker: str, primary_id: str,
+                          ca_file: str | None = None):
+    """Both change queues, before the secondary finishes: its worker and
+    this node's start consuming and relaying as soon as it has, and two
+    processes creating one queue at once on the server-less transport
+    collide on its unique name (``UNIQUE constraint failed:
+    kombu_queue.name``)."""
+    for url, peer_id, whose in ((own_broker, secondary_id, "this node's"),
+                                (secondary_broker, primary_id, "the secondary's")):
+        try:
+            with connect(url, ca_file=ca_file) as broker:
+                changes_queue(peer_id)(broker.default_channel).declare()
+        except Exception as error:  # noqa: BLE001 - said in words; Add aborts
+            raise Invalid(f"Cannot prepare the change queue on {whose} broker: {describe(error)}.") from None
+
+
 def add_secondary(engine, secret_box, settings, address, setup_key, progress=None) -> dict:
     """The job; its preconditions are checked by ``ClusterActions.add``."""
     progress = progress or (lambda done, total, message=None: None)
@@ -108,6 +125,9 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
                 done += len(chunk.rows)
                 progress(done, total, f"rows copied to the secondary: {done:,} of {total:,}")
             conn.rollback()
+        progress(total, total, "preparing the change queues of both nodes")
+        declare_change_queues(settings["ezpyr.broker_url"], hello["node_id"], begun["broker_url"], node["id"],
+                              settings.get("ezpyr.broker_ca_file") or None)
         secret = secrets.token_urlsafe(32)
         box = transfer_box(setup_key)
         _sealed_call(client, setup_key, "/cluster/api/setup/finish", {

@@ -168,6 +168,23 @@ class SetupService:
         self.dbsession.flush()
         return replace
 
+    def adopt_key(self, key: str, transaction) -> None:
+        """The cluster's key becomes this node's key, as ``transaction``
+        (the one ``finish`` wrote in) commits. This node's other processes
+        (its worker) read the key file at each use and may read the peer's
+        secret, encrypted under the new key, the moment the commit lands:
+        so the file holds both keys (the new one first) before the commit,
+        and only the new one after it; only the old one if it fails."""
+        box = self.secret_box
+        old = box.export_key()
+        box.replace_key(key, old)
+
+        def settle(success: bool) -> None:
+            box.replace_key(key) if success else box.replace_key(old)
+
+        transaction.addAfterCommitHook(settle)
+        transaction.addAfterAbortHook(lambda: box.replace_key(old))
+
     def abort(self) -> None:
         connection = self._replaying()
         clear_replicated(connection)

@@ -64,6 +64,9 @@ def test_add_copies_everything_and_starts_replication(pair):
         s.add(ServerGroup(name="after-add"))
     wait_until(lambda: secondary.count(ServerGroup) == 21, 30, message="a change after Add to arrive")
     wait_until(lambda: primary.status()["status"] == "connected", 30)
+    for node in (primary, secondary):  # rough edge 12: Add leaves no warning behind
+        logs = node.logs()
+        assert "UNIQUE constraint failed" not in logs and "does not match this node's secret key" not in logs
     # the setup key worked once
     again = primary.run("ezpyr-cluster", "add", secondary.address, "--setup-key", secondary.setup_key,
                         check=False)
