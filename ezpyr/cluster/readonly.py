@@ -104,6 +104,7 @@ def node_banner(request) -> dict | None:
         return None
     return {"role": node.role, "master_address": master_address(request.dbsession, peer),
             "split_brain": split, "detail": peer.split_brain_detail if split else "",
+            "here": node.name, "there": (peer.name or peer.address) if peer else "",
             "writable": node.role in WRITABLE_ROLES}
 
 

@@ -106,6 +106,11 @@ class Plan:
             elif key.startswith("row:"):
                 _, table, row_id = key.split(":", 2)
                 plan.rows.setdefault(table, {})[row_id] = value
+        shown = params.get("shown")  # one side for every row the page showed
+        if shown in SIDES:
+            for item in (params.get("shown_rows") or "").split():
+                table, _, row_id = item.partition(":")
+                plan.rows.setdefault(table, {}).setdefault(row_id, shown)
         if plan.all not in (None, *SIDES):
             raise Invalid("Choose this node's or the other node's data.")
         return plan

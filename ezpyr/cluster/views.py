@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from ezpyr.cluster.actions import Launch
 from ezpyr.cluster.forms import AddForm
+from ezpyr.cluster.reconcile import row_label, shown_value
 from ezpyr.cluster.resolve import Plan
 from ezpyr.cluster.services import ClusterService
 from ezpyr.jobs.services import JobService
@@ -116,5 +117,11 @@ def resolve_split_brain(request):
         request.session.flash(error.message, "error")
         return HTTPSeeOther(request.route_url("jobs.view", id=verify_job))
     choices = [(k, v) for k, v in request.POST.items() if k != "csrf_token"]
-    return {"job_id": verify_job, "lost": chosen.lost, "decided": chosen.decided, "choices": choices,
-            "peer": actions.cluster.peer()}
+    node, peer = actions.cluster.node(), actions.cluster.peer()
+    there = peer.name or peer.address
+    lost = [{"label": row_label(item["table"], item["lost"], None, item["id"]),
+             "kept": f"{node.name}'s (this node)" if item["kept"] == "here" else f"{there}'s",
+             "fields": [(k, shown_value(k, v)) for k, v in item["lost"].items() if k != "id"]}
+            for item in chosen.lost]
+    return {"job_id": verify_job, "lost": lost, "decided": chosen.decided, "choices": choices,
+            "here": node.name, "there": there, "peer": peer}

@@ -16,7 +16,29 @@ def job_view(request):
     if job is None:
         raise HTTPNotFound("No such job.")
     result = json.loads(job.result) if job.result else None
-    return {"job": job, "result": result}
+    differences = None
+    if job.kind == "verify" and result and not result.get("in_sync"):
+        differences = differences_page(request, result)
+    return {"job": job, "result": result, "differences": differences}
+
+
+def differences_page(request, result: dict):
+    """The differing rows of a Verify, named, filtered (?table=, ?q=) and
+    paged (?page=)."""
+    from ezpyr.cluster.reconcile import reconciliation
+    from ezpyr.cluster.services import ClusterService
+
+    cluster = ClusterService(request.dbsession)
+    node, peer = cluster.node(), cluster.peer()
+    there = (peer.name or peer.address) if peer else "the other node"
+    names = {node.id: node.name, **({peer.id: there} if peer else {})}
+    try:
+        page = int(request.GET.get("page", 1))
+    except ValueError:
+        page = 1
+    return reconciliation(result, here=node.name, there=there, node_names=names,
+                          table=request.GET.get("table", "")[:64], text=request.GET.get("q", "")[:200],
+                          page=page)
 
 
 @view_config(route_name="jobs.status", renderer="json", permission="admin")
