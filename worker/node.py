@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
-from ezpyr.cluster.models import ClusterPeer, WorkerState
+from ezpyr.cluster.models import ClusterPeer, Link, WorkerState
 from ezpyr.ops.metrics import LagHistogram
 from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
 from ezpyr.cluster.setup import SECONDARY
@@ -99,7 +99,7 @@ class NodeWorker:
             peer = conn.execute(select(PEER.c.id, PEER.c.link)).first()
         if peer is None:
             return None, False
-        return peer.id, peer.link == "disconnected"
+        return peer.id, peer.link == Link.DISCONNECTED
 
     def _client(self, node, peer) -> ClusterClient:
         return ClusterClient(peer["address"], node["id"],
@@ -107,7 +107,7 @@ class NodeWorker:
 
     # -- the applier, run and watched -------------------------------------------
     def _applier_wanted(self, peer) -> bool:
-        return (peer is not None and peer["link"] != "disconnected"
+        return (peer is not None and peer["link"] != Link.DISCONNECTED
                 and not peer["split_brain_since"] and time.monotonic() >= self._paused_until)
 
     def _manage_applier(self, node, peer) -> None:
@@ -227,7 +227,7 @@ class NodeWorker:
             return "stopped: split-brain (resolve it to resume)"
         if self.paused_reason and time.monotonic() < self._paused_until + self.probe_interval:
             return f"paused: {self.paused_reason}"
-        if peer["link"] == "disconnected":
+        if peer["link"] == Link.DISCONNECTED:
             return "paused: disconnected by an admin"
         if self._applier_error:
             return self._applier_error
@@ -240,7 +240,7 @@ class NodeWorker:
         values = {"queue_consumers": -1 if self.relay is None or self.relay.queue_consumers is None
                   else self.relay.queue_consumers}
         peer_vector = vector_from_json(json.loads(peer["peer_vector"] or "{}"))
-        if peer["link"] != "disconnected":
+        if peer["link"] != Link.DISCONNECTED:
             sequence_committed(self.engine)  # so that this node's vector counts all it committed
             with self.engine.connect() as conn:
                 mine = version_vector(conn)  # read before theirs: theirs is the later picture

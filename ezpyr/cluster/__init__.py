@@ -1,3 +1,10 @@
+def cluster(request):
+    """``request.cluster``: the cluster as this node sees it."""
+    from ezpyr.cluster.services import ClusterService
+
+    return ClusterService(request.dbsession)
+
+
 def cluster_actions(request):
     """``request.cluster_actions``: the cluster page's actions on behalf of
     the signed-in admin."""
@@ -8,6 +15,7 @@ def cluster_actions(request):
 
 
 def includeme(config):
+    config.add_request_method(cluster, reify=True)
     config.add_request_method(cluster_actions, reify=True)
     config.add_route("cluster.view", "/cluster")
     config.add_route("cluster.disconnect", "/cluster/disconnect")

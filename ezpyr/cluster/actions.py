@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from ezpyr.cluster.add import add_secondary, check_address
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, RemotePeer, address_host
 from ezpyr.cluster.models import ClusterPeer
+from ezpyr.node.models import Role
 from ezpyr.cluster.resolve import Decision, Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
 from ezpyr.cluster.services import ClusterService
@@ -158,7 +159,7 @@ class ClusterActions:
         node, peer = self.cluster.node(), self.cluster.peer()
         if peer is None:
             raise Invalid("No other node is configured: this node is already the only one taking changes.")
-        if node.role != "slave":
+        if node.role != Role.SLAVE:
             raise Invalid(f"This node is {node.role}; Make master is for the slave.")
         if peer.split_brain_since is not None:
             raise Invalid("The nodes are in a split-brain: resolve it first (Verify, then Resolve).")

@@ -15,13 +15,13 @@ from sqlalchemy import select, update
 
 from ezpyr import __version__
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
-from ezpyr.cluster.models import ClusterPeer
+from ezpyr.cluster.models import ClusterPeer, Link
 from ezpyr.cluster.services import BUILD, vector_to_json
 from ezpyr.cluster.setup import SECONDARY, NotSealed, seal, transfer_box, unseal
 from ezpyr.cluster.snapshot import read_snapshot, table_counts
 from ezpyr.replication.capture import sequence_committed
 from ezpyr.meta import utcnow
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.broker import changes_queue, connect, describe
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.schema import code_revision
@@ -145,9 +145,9 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
         conn.execute(ClusterPeer.__table__.insert().values(
             id=hello["node_id"], name=hello.get("name", ""), address=address,
             broker_url_encrypted=secret_box.encrypt(begun["broker_url"]),
-            secret_encrypted=secret_box.encrypt(secret), role="slave", epoch=node["epoch"],
-            link="connected", peer_vector=json.dumps(vector_to_json(vector))))
-        conn.execute(update(NodeIdentity.__table__).values(role="master"))
+            secret_encrypted=secret_box.encrypt(secret), role=Role.SLAVE, epoch=node["epoch"],
+            link=Link.CONNECTED, peer_vector=json.dumps(vector_to_json(vector))))
+        conn.execute(update(NodeIdentity.__table__).values(role=Role.MASTER))
         outbox = OutboxEntry.__table__
         for (origin, epoch), seq in vector.items():  # the copy holds these already
             conn.execute(update(outbox).where(outbox.c.origin == origin, outbox.c.epoch == epoch,

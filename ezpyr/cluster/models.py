@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ezpyr.meta import Base, LongText, Timestamp, utcnow
+from ezpyr.node.models import Role
+
+
+class Link(enum.StrEnum):
+    """What an admin chose for the link to the other node."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
 
 
 class ClusterPeer(Base):
@@ -22,10 +31,10 @@ class ClusterPeer(Base):
     # stored encrypted with this node's secret key
     broker_url_encrypted: Mapped[str] = mapped_column(Text)
     secret_encrypted: Mapped[str] = mapped_column(Text)  # the cluster secret (HMAC key)
-    role: Mapped[str] = mapped_column(String(32), default="slave")  # last known
+    role: Mapped[str] = mapped_column(String(32), default=Role.SLAVE)  # last known
     epoch: Mapped[int] = mapped_column(Integer, default=0)
-    # what the admin chose: "connected", or "disconnected" (no probing, changes kept)
-    link: Mapped[str] = mapped_column(String(16), default="connected")
+    # what the admin chose (Disconnect: no probing, no shipping, changes kept)
+    link: Mapped[str] = mapped_column(String(16), default=Link.CONNECTED)
     reachable: Mapped[bool] = mapped_column(Boolean, default=False)
     last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")

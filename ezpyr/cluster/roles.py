@@ -26,7 +26,7 @@ from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreac
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.cluster.services import vector_from_json
 from ezpyr.meta import utcnow
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.capture import sequence_pending
 from ezpyr.replication.apply import applied_seq, version_vector
 from ezpyr.replication.models import VersionVectorEntry
@@ -35,7 +35,7 @@ from ezpyr.validation import Invalid
 NODE = NodeIdentity.__table__
 PEER = ClusterPeer.__table__
 VECTOR = VersionVectorEntry.__table__
-DEMOTING = "demoting"
+DEMOTING = Role.DEMOTING
 
 
 def _node(conn: Connection, lock: bool = False):
@@ -68,7 +68,7 @@ def demote(conn: Connection) -> dict:
     shared); later ones see the new role and are refused. What they wrote
     is numbered here, so the end includes it."""
     node = _node(conn, lock=True)
-    if node["role"] not in ("master", DEMOTING):
+    if node["role"] not in (Role.MASTER, DEMOTING):
         raise Invalid(f"this node is {node['role']}, not master")
     sequence_pending(conn)
     seq = lock_stream(conn, node["id"], node["epoch"])
@@ -78,7 +78,7 @@ def demote(conn: Connection) -> dict:
 
 def undemote(conn: Connection) -> None:
     """The switchover did not complete: take changes again."""
-    conn.execute(update(NODE).where(NODE.c.role == DEMOTING).values(role="master"))
+    conn.execute(update(NODE).where(NODE.c.role == DEMOTING).values(role=Role.MASTER))
 
 
 def handed_over(conn: Connection, new_master: str, epoch: int) -> None:
@@ -89,8 +89,8 @@ def handed_over(conn: Connection, new_master: str, epoch: int) -> None:
     peer = _peer(conn)
     if peer is None or peer["id"] != new_master:
         raise Invalid("that is not this node's other node")
-    conn.execute(update(NODE).values(role="slave"))
-    conn.execute(update(PEER).values(role="master", epoch=epoch, updated_at=utcnow()))
+    conn.execute(update(NODE).values(role=Role.SLAVE))
+    conn.execute(update(PEER).values(role=Role.MASTER, epoch=epoch, updated_at=utcnow()))
 
 
 # -- on the slave ---------------------------------------------------------------
@@ -136,9 +136,9 @@ def become_master(conn: Connection, peer_epoch: int) -> int:
     """Take a new epoch above both nodes' and start a new stream."""
     node = _node(conn, lock=True)
     epoch = max(node["epoch"], peer_epoch) + 1
-    conn.execute(update(NODE).values(role="master", epoch=epoch))
+    conn.execute(update(NODE).values(role=Role.MASTER, epoch=epoch))
     conn.execute(insert(VECTOR).values(origin=node["id"], epoch=epoch, seq=0))
-    conn.execute(update(PEER).values(role="slave", updated_at=utcnow()))
+    conn.execute(update(PEER).values(role=Role.SLAVE, updated_at=utcnow()))
     return epoch
 
 
@@ -213,7 +213,7 @@ def declare_split_brain(conn: Connection, detail: str, their_epoch: int | None =
     if their_epoch > (peer["epoch"] or 0):
         conn.execute(update(PEER).values(epoch=their_epoch))
     if node["epoch"] < their_epoch or (node["epoch"] == their_epoch and node["id"] < peer["id"]):
-        conn.execute(update(NODE).values(role="slave"))
+        conn.execute(update(NODE).values(role=Role.SLAVE))
         return f"split-brain: {detail}; this node (lower epoch) takes no changes"
     return f"split-brain: {detail}"
 
@@ -253,7 +253,7 @@ def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> M
     if peer["split_brain_since"] is not None:
         return MeetOutcome(Meeting.NOTHING)  # stays until an admin resolves it
     split = i_ahead and they_ahead
-    step_down = (node["role"] in ("master", DEMOTING) and their_role == "master"
+    step_down = (node["role"] in (Role.MASTER, DEMOTING) and their_role == Role.MASTER
                  and their_epoch > node["epoch"])
     if not (split or step_down):
         return MeetOutcome(Meeting.NOTHING)
@@ -264,8 +264,8 @@ def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> M
                   f"the other lacks, and lacks {sum(max(0, s - mine.get(k, 0)) for k, s in theirs.items())} "
                   "the other holds")
         return MeetOutcome(Meeting.SPLIT_BRAIN, declare_split_brain(conn, detail, their_epoch))
-    conn.execute(update(NODE).values(role="slave"))
-    conn.execute(update(PEER).values(role="master", epoch=their_epoch))
+    conn.execute(update(NODE).values(role=Role.SLAVE))
+    conn.execute(update(PEER).values(role=Role.MASTER, epoch=their_epoch))
     return MeetOutcome(Meeting.STEPPED_DOWN,
                        f"the other node is master at epoch {their_epoch}: this node is slave now"
                        + ("; its own newer changes are sent there" if i_ahead else ""))

@@ -9,16 +9,15 @@ from pyramid.view import view_config
 
 from ezpyr.cluster.actions import Launch
 from ezpyr.cluster.forms import AddForm
+from ezpyr.cluster.models import Link
 from ezpyr.cluster.reconcile import row_label, shown_value
 from ezpyr.cluster.resolve import Plan
-from ezpyr.cluster.services import ClusterService
-from ezpyr.jobs.services import JobService
 from ezpyr.validation import Invalid
 
 
 def _page(request) -> dict:
-    service = ClusterService(request.dbsession)
-    last = JobService(request.dbsession).latest("verify")
+    service = request.cluster
+    last = request.jobs.latest("verify")
     in_sync = json.loads(last.result).get("in_sync") if last and last.result else None
     return {"state": service.state(), "granted": service.granted(),
             "last_verify": last, "last_verify_in_sync": in_sync}
@@ -29,16 +28,16 @@ def cluster_view(request):
     return {**_page(request), "add_form": AddForm()}
 
 
-def _set_link(request, link: str, verb: str):
+def _set_link(request, link: Link, verb: str):
     try:
-        peer = ClusterService(request.dbsession).set_link(link)
+        peer = request.cluster.set_link(link)
     except Invalid as error:
         request.session.flash(error.message, "error")
     else:
         request.activity.record(f"cluster.{verb}", peer.address)
         request.session.flash(
             "Disconnected: this node stops probing the other node and keeps its changes queued."
-            if link == "disconnected" else
+            if link == Link.DISCONNECTED else
             "Connected: probing resumes and the backlog drains when the other node is up.",
             "success")
     return HTTPSeeOther(request.route_url("cluster.view"))
@@ -47,13 +46,13 @@ def _set_link(request, link: str, verb: str):
 @view_config(route_name="cluster.disconnect", request_method="POST", permission="admin",
              node_local=True)
 def disconnect(request):
-    return _set_link(request, "disconnected", "disconnect")
+    return _set_link(request, Link.DISCONNECTED, "disconnect")
 
 
 @view_config(route_name="cluster.connect", request_method="POST", permission="admin",
              node_local=True)
 def connect(request):
-    return _set_link(request, "connected", "connect")
+    return _set_link(request, Link.CONNECTED, "connect")
 
 
 def _refused(request, error: Invalid):

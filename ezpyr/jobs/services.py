@@ -16,7 +16,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ezpyr.jobs.models import ACTIVE, TITLES, Job, JobState
+from ezpyr.jobs.models import ACTIVE, Job, JobState
 from ezpyr.meta import utcnow
 from ezpyr.validation import Invalid
 

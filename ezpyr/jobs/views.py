@@ -7,12 +7,11 @@ import json
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.view import view_config
 
-from ezpyr.jobs.services import JobService
 
 
 @view_config(route_name="jobs.view", renderer="jobs/view.jinja2", permission="admin")
 def job_view(request):
-    job = JobService(request.dbsession).get(request.matchdict["id"])
+    job = request.jobs.get(request.matchdict["id"])
     if job is None:
         raise HTTPNotFound("No such job.")
     result = json.loads(job.result) if job.result else None
@@ -26,9 +25,8 @@ def differences_page(request, result: dict):
     """The differing rows of a Verify, named, filtered (?table=, ?q=) and
     paged (?page=)."""
     from ezpyr.cluster.reconcile import reconciliation
-    from ezpyr.cluster.services import ClusterService
 
-    cluster = ClusterService(request.dbsession)
+    cluster = request.cluster
     node, peer = cluster.node(), cluster.peer()
     there = (peer.name or peer.address) if peer else "the other node"
     names = {node.id: node.name, **({peer.id: there} if peer else {})}
@@ -43,7 +41,7 @@ def differences_page(request, result: dict):
 
 @view_config(route_name="jobs.status", renderer="json", permission="admin")
 def job_json(request):
-    job = JobService(request.dbsession).get(request.matchdict["id"])
+    job = request.jobs.get(request.matchdict["id"])
     if job is None:
         raise HTTPNotFound("No such job.")
     return {"id": job.id, "kind": job.kind, "state": job.state, "done": job.done,

@@ -8,6 +8,7 @@ import sys
 
 from ezpyr.activity.services import ActivityLog
 from ezpyr.cluster.actions import ClusterActions
+from ezpyr.cluster.models import Link
 from ezpyr.cluster.resolve import SIDES, Plan
 from ezpyr.cluster.services import ClusterService
 from ezpyr.jobs.models import JobState
@@ -236,8 +237,8 @@ def main(argv=None):
     sub.add_parser("verify", parents=[common],
                    help="compare every replicated table with the other node's (exit 1 if they differ)")
     args = parser.parse_args(argv)
-    commands = {"status": cmd_status, "disconnect": cmd_link("disconnected"),
-                "connect": cmd_link("connected"), "verify": cmd_verify, "add": cmd_add,
+    commands = {"status": cmd_status, "disconnect": cmd_link(Link.DISCONNECTED),
+                "connect": cmd_link(Link.CONNECTED), "verify": cmd_verify, "add": cmd_add,
                 "make-master": cmd_make_master, "resolve": cmd_resolve}
     env = NodeEnv(args.config)
     try:
