@@ -31,7 +31,7 @@ def test_a_secondarys_worker_leaves_the_primary_alone_while_add_copies(dbsession
                                                                        tmp_path):
     dbsession.add_all([NodeIdentity(name="secondary", address="127.0.0.1:6544", role=SECONDARY, epoch=1),
                        ClusterPeer(id=PRIMARY_ID, name="primary", address="127.0.0.1:6543",
-                                   broker_url="sqla+sqlite:////nonexistent/broker.sqlite",
+                                   broker_url_encrypted=secret_box.encrypt("sqla+sqlite:////nonexistent/b.sqlite"),
                                    secret_encrypted="", role="master", epoch=1,
                                    applier_state="being set up")])
     dbsession.commit()
