@@ -127,7 +127,8 @@ def _row(table: str, diff: dict, here: str, there: str, node_names: dict) -> Row
     fields.sort(key=lambda f: not f.differs)  # differing fields first, in their order
     state = "differs" if mine and theirs else f"only on {here}" if mine else f"only on {there}"
     return RowDiff(table, diff["id"], row_label(table, mine, theirs, diff["id"]), state, fields,
-                   made_by(diff.get("here_change"), node_names), made_by(diff.get("there_change"), node_names))
+                   made_by(diff.get("here_change"), node_names) if mine else "no such row",
+                   made_by(diff.get("there_change"), node_names) if theirs else "no such row")
 
 
 def reconciliation(result: dict, *, here: str, there: str, node_names: dict[str, str],

@@ -41,7 +41,11 @@ def test_rows_are_named_and_compared_field_by_field():
     assert "port" in [f.name for f in row.equal]
     assert row.here_made.startswith("made on node-a, then master, by alice at ")
     assert row.there_made.startswith("made on node-b, then master, by bob at ")
-    assert made_by(None, {}) .startswith("made before the changes this node keeps")
+    assert made_by(None, {}).startswith("made before the changes this node keeps")
+    only_here = {**result["tables"][0]["differing"][0], "there": None}
+    lonely = reconciliation({"in_sync": False, "tables": [{**result["tables"][0], "differing": [only_here]}]},
+                            here="node-a", there="node-b", node_names={}).rows[0]
+    assert lonely.state == "only on node-a" and lonely.there_made == "no such row"
     assert made_by({"at": "2020-01-02T03:04:05", "actor": "", "origin": "zz", "op": "delete"}, {}) == \
         "deleted on node zz, then master, by an unknown user at 2020-01-02 03:04:05 UTC"
 
