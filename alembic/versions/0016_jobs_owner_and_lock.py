@@ -1,7 +1,7 @@
 """jobs: the process that runs each one, one cluster action at a time, refusals told apart
 
 Revision ID: 0016
-Revises: 0017
+Revises: 0018
 Create Date: 2026-11-25 18:40:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ import ezpyr.meta
 
 
 revision = '0016'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
