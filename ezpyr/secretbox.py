@@ -104,13 +104,15 @@ class FileSecretBox(SecretBox):
         self._load()
         return super().export_key()
 
-    def replace_key(self, key: str) -> None:
-        """Write a new key (atomically) and use it from now on."""
-        Fernet(key.encode())  # refuse anything that is not a key
+    def replace_key(self, key: str, *older: str) -> None:
+        """Write a new key (atomically) and use it from now on; ``older``
+        keys still decrypt."""
+        for each in (key, *older):
+            Fernet(each.encode())  # refuse anything that is not a key
         tmp = self.path.with_suffix(".new")
         if tmp.exists():
             tmp.unlink()
-        write_key_file(tmp, key)
+        write_key_file(tmp, ",".join((key, *older)))
         os.replace(tmp, self.path)
         self._mtime = None
         self._load()

@@ -24,7 +24,7 @@ from sqlalchemy import delete
 
 from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.secretbox import session_secret_from_settings
-from ezpyr.settings.services import LIMITS, SettingsService
+from ezpyr.settings.services import LIMITS
 from ezpyr.users.models import User
 
 SESSION_USER = "uid"
@@ -126,7 +126,7 @@ def authenticated_user(request) -> User | None:
         return None
     user = request.dbsession.get(User, uid)
     now = int(time.time())
-    timeout = SettingsService(request.dbsession).current().session_timeout_minutes * 60
+    timeout = request.panel_settings.session_timeout_minutes * 60
     seen = request.session.get(SESSION_SEEN, 0)
     sid = request.session.get(SESSION_ID)
     if (
@@ -178,7 +178,7 @@ def second_factor_required(view, info):
             and not route.name.startswith("__")
             and request.authenticated_user is not None
             and not request.authenticated_user.totp_enabled
-            and SettingsService(request.dbsession).current().totp_required
+            and request.panel_settings.totp_required
         ):
             node = request.this_node
             where = "here" if node is None or node.role in WRITABLE_ROLES else "on the master"

@@ -199,7 +199,43 @@ class ClusterNode:
 
 
 def pair(master: ClusterNode, slave: ClusterNode):
-    master.run("ezpyr-cluster", "pair-local", str(slave.ini))
+    """Pairs two nodes of one test directly, database to database (no
+    cluster API; Add does it for real): ``master`` becomes master, ``slave``
+    slave with a copy of the master's data. Both must share the secret key.
+    Safe to call again: the slave gets a fresh copy."""
+    import secrets as _secrets
+
+    from sqlalchemy import delete
+
+    from ezpyr.cluster.models import ClusterPeer
+    from ezpyr.cluster.services import ClusterService
+    from ezpyr.cluster.snapshot import copy_snapshot
+    from ezpyr.node.models import NodeIdentity
+    from ezpyr.replication.capture import REPLAYING, sequence_committed
+    from ezpyr.replication.models import OutboxEntry
+    from ezpyr.replication.vector import VersionVector
+
+    box = master.env.secret_box
+    assert slave.env.secret_box.decrypt(box.encrypt("probe")) == "probe", "pair needs one secret key"
+    secret = _secrets.token_urlsafe(32)
+    sequence_committed(master.env.engine)
+    with master.env.session() as s, slave.env.session() as t:
+        me = s.scalars(select(NodeIdentity)).one()
+        them = t.scalars(select(NodeIdentity)).one()
+        t.info[REPLAYING] = True
+        vector = copy_snapshot(s.connection(), t.connection())
+        t.execute(delete(OutboxEntry))  # the slave's own history is replaced
+        for session, node, peer_node, peer in ((s, me, them, slave), (t, them, me, master)):
+            session.execute(delete(ClusterPeer))
+            session.add(ClusterPeer(
+                id=peer_node.id, name=peer_node.name, address=peer.address,
+                broker_url_encrypted=box.encrypt(peer.broker_url), secret_encrypted=box.encrypt(secret),
+                role="slave" if node is me else "master", epoch=1, link="connected",
+                # both hold the snapshot: each knows the other has it
+                peer_vector=VersionVector(vector).dumps()))
+            ClusterService(session).grant("127.0.0.1")
+        me.role, them.role = "master", "slave"
+        them.epoch = me.epoch
 
 
 def make_cluster(tmp_path, backend, tmp_path_factory, **options):

@@ -24,10 +24,11 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
-from ezpyr.cluster.models import ClusterPeer, WorkerState
+from ezpyr.cluster.models import ClusterPeer, Link, WorkerState
 from ezpyr.ops.metrics import LagHistogram
 from ezpyr.cluster.roles import Meeting, declare_split_brain, meet
 from ezpyr.cluster.secret import PeerKeys
+from ezpyr.cluster.setup import SECONDARY
 from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import applied_seq, version_vector
@@ -81,9 +82,15 @@ class NodeWorker:
 
     # -- reading this node's state ----------------------------------------
     def _node_and_peer(self):
+        """This node, and its other node once there is one to talk to: a
+        secondary's peer row, while Add is still copying, has no secret yet
+        (nothing to probe with) and no queue to consume (the primary
+        declares it before it finishes)."""
         with self.engine.connect() as conn:
             node = conn.execute(select(NodeIdentity.__table__)).mappings().first()
             peer = conn.execute(select(PEER)).mappings().first()
+        if node is not None and node["role"] == SECONDARY:
+            peer = None
         return node, peer
 
     def _relay_peer(self) -> tuple[str | None, bool]:
@@ -93,7 +100,7 @@ class NodeWorker:
             peer = conn.execute(select(PEER.c.id, PEER.c.link)).first()
         if peer is None:
             return None, False
-        return peer.id, peer.link == "disconnected"
+        return peer.id, peer.link == Link.DISCONNECTED
 
     def _client(self, node, peer) -> ClusterClient:
         return ClusterClient(peer["address"], node["id"],
@@ -101,7 +108,7 @@ class NodeWorker:
 
     # -- the applier, run and watched -------------------------------------------
     def _applier_wanted(self, peer) -> bool:
-        return (peer is not None and peer["link"] != "disconnected"
+        return (peer is not None and peer["link"] != Link.DISCONNECTED
                 and not peer["split_brain_since"] and time.monotonic() >= self._paused_until)
 
     def _manage_applier(self, node, peer) -> None:
@@ -222,7 +229,7 @@ class NodeWorker:
             return "stopped: split-brain (resolve it to resume)"
         if self.paused_reason and time.monotonic() < self._paused_until + self.probe_interval:
             return f"paused: {self.paused_reason}"
-        if peer["link"] == "disconnected":
+        if peer["link"] == Link.DISCONNECTED:
             return "paused: disconnected by an admin"
         if self._applier_error:
             return self._applier_error
@@ -235,7 +242,7 @@ class NodeWorker:
         values = {"queue_consumers": -1 if self.relay is None or self.relay.queue_consumers is None
                   else self.relay.queue_consumers}
         peer_vector = VersionVector.from_json(peer["peer_vector"])
-        if peer["link"] != "disconnected":
+        if peer["link"] != Link.DISCONNECTED:
             sequence_committed(self.engine)  # so that this node's vector counts all it committed
             with self.engine.connect() as conn:
                 mine = version_vector(conn)  # read before theirs: theirs is the later picture

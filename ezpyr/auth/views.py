@@ -16,7 +16,6 @@ from ezpyr.cluster.readonly import master_address
 from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.secretbox import SecretUnreadable
 from ezpyr.security import sign_in, sign_out
-from ezpyr.settings.services import SettingsService
 from ezpyr.users.models import User
 from ezpyr.validation import Invalid
 
@@ -152,7 +151,7 @@ def enrolment_secret(request) -> str:
 def totp_page(request, form, secret: str | None = None) -> dict:
     user = request.authenticated_user
     page = {"form": form, "user": user,
-            "required": SettingsService(request.dbsession).current().totp_required}
+            "required": request.panel_settings.totp_required}
     if secret is not None:
         uri = TotpService.provisioning_uri(secret, user.username)
         page.update(secret=secret, uri=uri, qr=TotpService.qr_data_uri(uri))
@@ -200,7 +199,7 @@ def disable(request):
         try:
             request.totp.disable(
                 user, form.code.data,
-                required=SettingsService(request.dbsession).current().totp_required,
+                required=request.panel_settings.totp_required,
             )
         except Invalid as error:
             form.add_error(error)

@@ -14,14 +14,15 @@ from sqlalchemy import select, update
 
 from ezpyr import __version__
 from ezpyr.accounts.runner import accounts_after_add
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, address_host
-from ezpyr.cluster.models import ClusterPeer, GrantedHost
+from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
+from ezpyr.cluster.models import ClusterPeer, Link
 from ezpyr.cluster.services import BUILD
 from ezpyr.cluster.setup import SECONDARY, NotSealed, seal, transfer_box, unseal
 from ezpyr.cluster.snapshot import read_snapshot, table_counts
 from ezpyr.replication.capture import sequence_committed
 from ezpyr.meta import utcnow
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
+from ezpyr.replication.broker import changes_queue, connect, describe
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.schema import code_revision
 from ezpyr.validation import Invalid
@@ -81,22 +82,27 @@ def _sealed_call(client, setup_key, path, body):
         raise Invalid(f"The secondary's answer to {path} could not be read: {error}.") from None
 
 
+def declare_change_queues(own_broker: str, secondary_id: str, secondary_broker: str, primary_id: str,
+                          ca_file: str | None = None):
+    """Both change queues, before the secondary finishes: its worker and
+    this node's start consuming and relaying as soon as it has, and two
+    processes creating one queue at once on the server-less transport
+    collide on its unique name (``UNIQUE constraint failed:
+    kombu_queue.name``)."""
+    for url, peer_id, whose in ((own_broker, secondary_id, "this node's"),
+                                (secondary_broker, primary_id, "the secondary's")):
+        try:
+            with connect(url, ca_file=ca_file) as broker:
+                changes_queue(peer_id)(broker.default_channel).declare()
+        except Exception as error:  # noqa: BLE001 - said in words; Add aborts
+            raise Invalid(f"Cannot prepare the change queue on {whose} broker: {describe(error)}.") from None
+
+
 def add_secondary(engine, secret_box, settings, address, setup_key, progress=None) -> dict:
-    address = check_address(address)
-    setup_key = (setup_key or "").strip()
-    if not setup_key:
-        raise Invalid("The setup key is required (the secondary printed it at install).", "setup_key")
+    """The job; its preconditions are checked by ``ClusterActions.add``."""
     progress = progress or (lambda done, total, message=None: None)
     with engine.connect() as conn:
         node = conn.execute(select(NodeIdentity.__table__)).mappings().one()
-        if conn.execute(select(ClusterPeer.__table__)).first() is not None:
-            raise Invalid("This node already has another node; a cluster has two.")
-        if node["role"] not in ("standalone", "master"):
-            raise Invalid(f"This node is {node['role']}: add the secondary from the master.")
-        host = address_host(address)
-        if conn.execute(select(GrantedHost.__table__).where(GrantedHost.address == host)).first() is None:
-            raise Invalid(f"{host} is not granted: run ezpyr-grant-host CONFIG {host} on this node first.",
-                          "address")
     client = ClusterClient(address, node["id"], setup_key, timeout=60, tls=PeerTls.from_settings(settings))
     progress(0, 1, "checking the secondary")
     hello = _call(client, "GET", "/cluster/api/setup/hello")
@@ -112,13 +118,16 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
             counts = table_counts(conn)  # inside the snapshot now
             total = sum(counts.values())
             done = 0
-            progress(0, total, f"copying {total} rows")
+            progress(0, total, f"rows copied to the secondary: 0 of {total:,}")
             for chunk in chunks:
                 _sealed_call(client, setup_key, "/cluster/api/setup/chunk",
                              {"table": chunk.table, "rows": chunk.rows})
                 done += len(chunk.rows)
-                progress(done, total, f"copying {total} rows")
+                progress(done, total, f"rows copied to the secondary: {done:,} of {total:,}")
             conn.rollback()
+        progress(total, total, "preparing the change queues of both nodes")
+        declare_change_queues(settings["ezpyr.broker_url"], hello["node_id"], begun["broker_url"], node["id"],
+                              settings.get("ezpyr.broker_ca_file") or None)
         secret = secrets.token_urlsafe(32)
         box = transfer_box(setup_key)
         _sealed_call(client, setup_key, "/cluster/api/setup/finish", {
@@ -136,9 +145,9 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
         conn.execute(ClusterPeer.__table__.insert().values(
             id=hello["node_id"], name=hello.get("name", ""), address=address,
             broker_url_encrypted=secret_box.encrypt(begun["broker_url"]),
-            secret_encrypted=secret_box.encrypt(secret), role="slave", epoch=node["epoch"],
-            link="connected", peer_vector=vector.dumps()))
-        conn.execute(update(NodeIdentity.__table__).values(role="master"))
+            secret_encrypted=secret_box.encrypt(secret), role=Role.SLAVE, epoch=node["epoch"],
+            link=Link.CONNECTED, peer_vector=vector.dumps()))
+        conn.execute(update(NodeIdentity.__table__).values(role=Role.MASTER))
         outbox = OutboxEntry.__table__
         for (origin, epoch), seq in vector.items():  # the copy holds these already
             conn.execute(update(outbox).where(outbox.c.origin == origin, outbox.c.epoch == epoch,

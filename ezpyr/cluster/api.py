@@ -272,13 +272,7 @@ def setup_finish(request):
     except Invalid as error:
         raise ApiError(409, error.message) from None
     if new_key is not None:
-        box = request.secret_box
-
-        def write_key(success):
-            if success:
-                box.replace_key(new_key)
-
-        request.tm.get().addAfterCommitHook(write_key)
+        service.adopt_key(new_key, request.tm.get())
     return seal(key, {"role": "slave"})
 
 

@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ezpyr.meta import Base, LongText, Timestamp, utcnow
+from ezpyr.node.models import Role
+
+
+class Link(enum.StrEnum):
+    """What an admin chose for the link to the other node."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
 
 
 class ClusterPeer(Base):
@@ -30,10 +39,10 @@ class ClusterPeer(Base):
     # this node's own streams as far as it had numbered them when it began signing with
     # the current secret: what it may have signed with the previous one (JSON vector)
     signed_before_switch: Mapped[str | None] = mapped_column(LongText, nullable=True)
-    role: Mapped[str] = mapped_column(String(32), default="slave")  # last known
+    role: Mapped[str] = mapped_column(String(32), default=Role.SLAVE)  # last known
     epoch: Mapped[int] = mapped_column(Integer, default=0)
-    # what the admin chose: "connected", or "disconnected" (no probing, changes kept)
-    link: Mapped[str] = mapped_column(String(16), default="connected")
+    # what the admin chose (Disconnect: no probing, no shipping, changes kept)
+    link: Mapped[str] = mapped_column(String(16), default=Link.CONNECTED)
     reachable: Mapped[bool] = mapped_column(Boolean, default=False)
     last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")

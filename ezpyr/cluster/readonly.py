@@ -15,7 +15,7 @@ from pyramid.view import exception_view_config
 from sqlalchemy import select
 
 from ezpyr.cluster.models import ClusterPeer
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.capture import WRITABLE_ROLES, NodeIsReadOnly
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -24,7 +24,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 def master_address(dbsession, peer: ClusterPeer | None = None) -> str:
     if peer is None:
         peer = dbsession.scalars(select(ClusterPeer)).first()
-    if peer is not None and peer.role == "master":
+    if peer is not None and peer.role == Role.MASTER:
         return peer.address
     return ""
 
@@ -109,18 +109,17 @@ def node_banner(request) -> dict | None:
         return None
     return {"role": node.role, "master_address": master_address(request.dbsession, peer),
             "split_brain": split, "detail": peer.split_brain_detail if split else "",
+            "here": node.name, "there": (peer.name or peer.address) if peer else "",
             "writable": node.role in WRITABLE_ROLES}
 
 
 def worker_problem(request) -> str:
     """What every admin page says when this node's worker does not run
     (only once the node has another node: before that it has nothing to do)."""
-    from ezpyr.cluster.services import ClusterService
-
     node = request.this_node
     if node is None or request.dbsession.scalars(select(ClusterPeer.id)).first() is None:
         return ""
-    return ClusterService(request.dbsession).worker().problem
+    return request.cluster.worker().problem
 
 
 def includeme(config):

@@ -84,6 +84,11 @@ class Plan:
             elif key.startswith("row:"):
                 _, table, row_id = key.split(":", 2)
                 plan.rows.setdefault(table, {})[row_id] = value
+        shown = params.get("shown")  # one side for every row the page showed
+        if shown in SIDES:
+            for item in (params.get("shown_rows") or "").split():
+                table, _, row_id = item.partition(":")
+                plan.rows.setdefault(table, {}).setdefault(row_id, shown)
         if plan.all not in (None, *SIDES):
             raise Invalid("Choose this node's or the other node's data.")
         return plan
@@ -254,23 +259,15 @@ def _send_copy(engine, client, progress) -> dict:
     return vector
 
 
-def resolve(engine, secret_box, settings, report: dict, plan: Plan, actor: str, progress=None) -> dict:
+def resolve(engine, secret_box, settings, decisions: list[Decision], actor: str, progress=None) -> dict:
+    """The job: ``decisions`` come checked from ``ClusterActions.resolve_plan``."""
     from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
     from ezpyr.node.models import NodeIdentity
-    from ezpyr.replication.capture import WRITABLE_ROLES
 
     progress = progress or (lambda done, total, message=None: None)
     with engine.connect() as conn:
         node = conn.execute(select(NodeIdentity.__table__)).mappings().one()
-        peer = conn.execute(select(ClusterPeer.__table__)).mappings().first()
-        if peer is None or peer["split_brain_since"] is None:
-            raise Invalid("There is no split-brain to resolve.")
-        if node["role"] not in WRITABLE_ROLES:
-            raise Invalid(f"Resolve on the master, at {peer['address']}: this node takes no changes.")
-        decisions = decide(report, plan)
-        clashes = unique_clashes(conn, decisions)
-    if clashes:
-        raise Invalid("These choices would leave two rows with one name: " + "; ".join(clashes))
+        peer = conn.execute(select(ClusterPeer.__table__)).mappings().one()
     client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]),
                            timeout=120, tls=PeerTls.from_settings(settings))
     progress(0, 4, "writing backups on both nodes")

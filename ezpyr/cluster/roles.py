@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable
 from ezpyr.cluster.models import ClusterPeer
 from ezpyr.meta import utcnow
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.capture import sequence_pending
 from ezpyr.replication.apply import applied_seq, version_vector
 from ezpyr.replication.models import VersionVectorEntry
@@ -34,7 +34,7 @@ from ezpyr.validation import Invalid
 NODE = NodeIdentity.__table__
 PEER = ClusterPeer.__table__
 VECTOR = VersionVectorEntry.__table__
-DEMOTING = "demoting"
+DEMOTING = Role.DEMOTING
 
 
 def _node(conn: Connection, lock: bool = False):
@@ -67,7 +67,7 @@ def demote(conn: Connection) -> dict:
     shared); later ones see the new role and are refused. What they wrote
     is numbered here, so the end includes it."""
     node = _node(conn, lock=True)
-    if node["role"] not in ("master", DEMOTING):
+    if node["role"] not in (Role.MASTER, DEMOTING):
         raise Invalid(f"this node is {node['role']}, not master")
     sequence_pending(conn)
     seq = lock_stream(conn, node["id"], node["epoch"])
@@ -77,7 +77,7 @@ def demote(conn: Connection) -> dict:
 
 def undemote(conn: Connection) -> None:
     """The switchover did not complete: take changes again."""
-    conn.execute(update(NODE).where(NODE.c.role == DEMOTING).values(role="master"))
+    conn.execute(update(NODE).where(NODE.c.role == DEMOTING).values(role=Role.MASTER))
 
 
 def handed_over(conn: Connection, new_master: str, epoch: int) -> None:
@@ -88,8 +88,8 @@ def handed_over(conn: Connection, new_master: str, epoch: int) -> None:
     peer = _peer(conn)
     if peer is None or peer["id"] != new_master:
         raise Invalid("that is not this node's other node")
-    conn.execute(update(NODE).values(role="slave"))
-    conn.execute(update(PEER).values(role="master", epoch=epoch, updated_at=utcnow()))
+    conn.execute(update(NODE).values(role=Role.SLAVE))
+    conn.execute(update(PEER).values(role=Role.MASTER, epoch=epoch, updated_at=utcnow()))
 
 
 # -- on the slave ---------------------------------------------------------------
@@ -134,9 +134,9 @@ def become_master(conn: Connection, peer_epoch: int) -> int:
     """Take a new epoch above both nodes' and start a new stream."""
     node = _node(conn, lock=True)
     epoch = max(node["epoch"], peer_epoch) + 1
-    conn.execute(update(NODE).values(role="master", epoch=epoch))
+    conn.execute(update(NODE).values(role=Role.MASTER, epoch=epoch))
     conn.execute(insert(VECTOR).values(origin=node["id"], epoch=epoch, seq=0))
-    conn.execute(update(PEER).values(role="slave", updated_at=utcnow()))
+    conn.execute(update(PEER).values(role=Role.SLAVE, updated_at=utcnow()))
     return epoch
 
 
@@ -144,17 +144,12 @@ def make_master(engine, secret_box, *, force: bool = False, progress=None,
                 drain_timeout: float = 120.0, tls: PeerTls | None = None) -> dict:
     """On the slave. Graceful when the master answers: it stops taking
     changes, its backlog drains here, then the roles swap, nothing lost.
-    When it does not answer, only with ``force`` (after the warning)."""
+    When it does not answer, only with ``force`` (after the warning).
+    Its preconditions are checked by ``ClusterActions.make_master``."""
     progress = progress or (lambda done, total, message=None: None)
     with engine.connect() as conn:
         node = _node(conn)
         peer = _peer(conn)
-    if peer is None:
-        raise Invalid("No other node is configured: this node is already the only one taking changes.")
-    if node["role"] != "slave":
-        raise Invalid(f"This node is {node['role']}; Make master is for the slave.")
-    if peer["split_brain_since"] is not None:
-        raise Invalid("The nodes are in a split-brain: resolve it first (Verify, then Resolve).")
     client = ClusterClient(peer["address"], node["id"], secret_box.decrypt(peer["secret_encrypted"]), tls=tls)
     progress(0, 1, "asking the master to stop taking changes")
     try:
@@ -216,7 +211,7 @@ def declare_split_brain(conn: Connection, detail: str, their_epoch: int | None =
     if their_epoch > (peer["epoch"] or 0):
         conn.execute(update(PEER).values(epoch=their_epoch))
     if node["epoch"] < their_epoch or (node["epoch"] == their_epoch and node["id"] < peer["id"]):
-        conn.execute(update(NODE).values(role="slave"))
+        conn.execute(update(NODE).values(role=Role.SLAVE))
         return f"split-brain: {detail}; this node (lower epoch) takes no changes"
     return f"split-brain: {detail}"
 
@@ -250,7 +245,7 @@ def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> M
     if peer["split_brain_since"] is not None:
         return MeetOutcome(Meeting.NOTHING)  # stays until an admin resolves it
     split = ordering is Ordering.CONCURRENT
-    step_down = (node["role"] in ("master", DEMOTING) and their_role == "master"
+    step_down = (node["role"] in (Role.MASTER, DEMOTING) and their_role == Role.MASTER
                  and their_epoch > node["epoch"])
     if not (split or step_down):
         return MeetOutcome(Meeting.NOTHING)
@@ -260,8 +255,8 @@ def meet(conn: Connection, mine: dict, status: dict, *, lock: bool = False) -> M
         detail = (f"this node holds {theirs.lacks(mine)} change(s) the other lacks, "
                   f"and lacks {mine.lacks(theirs)} the other holds")
         return MeetOutcome(Meeting.SPLIT_BRAIN, declare_split_brain(conn, detail, their_epoch))
-    conn.execute(update(NODE).values(role="slave"))
-    conn.execute(update(PEER).values(role="master", epoch=their_epoch))
+    conn.execute(update(NODE).values(role=Role.SLAVE))
+    conn.execute(update(PEER).values(role=Role.MASTER, epoch=their_epoch))
     return MeetOutcome(Meeting.STEPPED_DOWN,
                        f"the other node is master at epoch {their_epoch}: this node is slave now"
                        + ("; its own newer changes are sent there" if ordering is Ordering.AHEAD else ""))

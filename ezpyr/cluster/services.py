@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from ezpyr import __version__
 from ezpyr.cluster.client import is_plain_http_beyond_loopback
-from ezpyr.cluster.models import ApiNonce, ClusterPeer, GrantedHost, WorkerState
+from ezpyr.cluster.models import ApiNonce, ClusterPeer, GrantedHost, Link, WorkerState
 from ezpyr.meta import utcnow
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.apply import version_vector
 from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import unsent_count
@@ -42,9 +42,9 @@ class ClusterState:
 
     @property
     def node_state(self) -> str:
-        if self.node.role == "secondary":
+        if self.node.role == Role.SECONDARY:
             return "secondary awaiting setup"
-        if self.node.role == "standalone" and self.peer is None:
+        if self.node.role == Role.STANDALONE and self.peer is None:
             return "master (standalone)"
         return self.node.role
 
@@ -191,13 +191,13 @@ class ClusterService:
         return True
 
     # -- link --------------------------------------------------------------
-    def set_link(self, link: str) -> ClusterPeer:
+    def set_link(self, link: Link) -> ClusterPeer:
         peer = self.peer()
         if peer is None:
             raise Invalid("No other node is configured.")
-        if link not in ("connected", "disconnected"):
+        if link not in tuple(Link):
             raise Invalid(f"unknown link state {link!r}")
-        if link == "connected" and peer.link != "connected":
+        if link == Link.CONNECTED and peer.link != Link.CONNECTED:
             # "connecting" until the worker's first probe answers or fails
             peer.reachable, peer.last_error = False, ""
         peer.link = link
@@ -242,7 +242,7 @@ class ClusterService:
         age = None
         if peer.last_heartbeat_at is not None:
             age = max(0.0, (utcnow() - peer.last_heartbeat_at).total_seconds())
-        if peer.link == "disconnected":
+        if peer.link == Link.DISCONNECTED:
             status = "disconnected"
         elif peer.reachable and age is not None and age <= HEARTBEAT_STALE_SECONDS:
             status = "connected"

@@ -20,17 +20,17 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select
 
 from ezpyr.cluster.client import address_host
-from ezpyr.cluster.models import ClusterPeer, SecondarySetup
+from ezpyr.cluster.models import ClusterPeer, Link, SecondarySetup
 from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.snapshot import Chunk, clear_replicated, load_chunk, set_vector, table_counts
-from ezpyr.node.models import NodeIdentity
+from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.capture import REPLAYING
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.vector import VersionVector
 from ezpyr.secretbox import SecretBox
 from ezpyr.validation import Invalid
 
-SECONDARY = "secondary"
+SECONDARY = Role.SECONDARY
 
 
 def transfer_box(setup_key: str) -> Fernet:
@@ -89,7 +89,7 @@ class SetupService:
         """Make this node a secondary that ``primary_address`` may set up;
         returns the new one-time setup key (shown once)."""
         node = self.node()
-        if node.role not in (SECONDARY, "standalone"):
+        if node.role not in (SECONDARY, Role.STANDALONE):
             raise Invalid(f"this node is already {node.role} in a cluster")
         ClusterService(self.dbsession).grant(address_host(primary_address))
         key = new_setup_key()
@@ -121,8 +121,9 @@ class SetupService:
         self.dbsession.execute(delete(ClusterPeer))
         self.dbsession.add(ClusterPeer(
             id=primary["id"], name=primary.get("name", ""), address=primary["address"],
-            broker_url_encrypted=self.secret_box.encrypt(primary["broker_url"]), secret_encrypted="", role="master",
-            epoch=int(primary.get("epoch", 1)), link="connected", applier_state="being set up"))
+            broker_url_encrypted=self.secret_box.encrypt(primary["broker_url"]), secret_encrypted="",
+            role=Role.MASTER,
+            epoch=int(primary.get("epoch", 1)), link=Link.CONNECTED, applier_state="being set up"))
         self.dbsession.flush()
 
     def load(self, table: str, rows: list[dict]) -> int:
@@ -163,11 +164,28 @@ class SetupService:
         peer.peer_vector = vector.dumps()
         peer.applier_state = ""
         node = self.node()
-        node.role = "slave"
+        node.role = Role.SLAVE
         node.epoch = epoch
         self.dbsession.execute(delete(SecondarySetup))
         self.dbsession.flush()
         return replace
+
+    def adopt_key(self, key: str, transaction) -> None:
+        """The cluster's key becomes this node's key, as ``transaction``
+        (the one ``finish`` wrote in) commits. This node's other processes
+        (its worker) read the key file at each use and may read the peer's
+        secret, encrypted under the new key, the moment the commit lands:
+        so the file holds both keys (the new one first) before the commit,
+        and only the new one after it; only the old one if it fails."""
+        box = self.secret_box
+        old = box.export_key()
+        box.replace_key(key, old)
+
+        def settle(success: bool) -> None:
+            box.replace_key(key) if success else box.replace_key(old)
+
+        transaction.addAfterCommitHook(settle)
+        transaction.addAfterAbortHook(lambda: box.replace_key(old))
 
     def abort(self) -> None:
         connection = self._replaying()

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 
-from sqlalchemy import delete, select
-
-from ezpyr.cluster.add import add_secondary
-from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, RemotePeer
-from ezpyr.cluster.models import ClusterPeer
-from ezpyr.cluster.resolve import Plan, decide, losses, resolve, unique_clashes
-from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
-from ezpyr.cluster.secret import rotate_secret
+from ezpyr.activity.services import ActivityLog
+from ezpyr.cluster.actions import ClusterActions
+from ezpyr.cluster.models import Link
+from ezpyr.cluster.resolve import SIDES, Plan
 from ezpyr.cluster.services import ClusterService
-from ezpyr.cluster.snapshot import copy_snapshot
-from ezpyr.node.models import NodeIdentity
-from ezpyr.replication.capture import REPLAYING, sequence_committed
-from ezpyr.replication.vector import VersionVector
-from ezpyr.replication.models import OutboxEntry
-from ezpyr.replication.verify import PeerAnswerInvalid, chunk_rows_setting, timeout_setting, verify
+from ezpyr.jobs.models import JobState
+from ezpyr.jobs.services import wait_for
+from ezpyr.cluster.client import ClusterClient, PeerTls
+from ezpyr.cluster.secret import rotate_secret
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
-from ezpyr.secretbox import SecretUnreadable
 from ezpyr.validation import Invalid
+
+CLI_ACTOR = "cli"
 
 
 def print_state(state: dict, as_json: bool) -> None:
@@ -78,192 +72,144 @@ def cmd_link(link):
     return run
 
 
-def peer_client(env, dbsession):
-    service = ClusterService(dbsession)
-    peer = service.peer()
-    if peer is None:
-        raise Invalid("No other node is configured.")
-    return ClusterClient(peer.address, service.node().id,
-                         env.secret_box.decrypt(peer.secret_encrypted),
-                         tls=PeerTls.from_settings(env.settings))
+def actions(env, dbsession) -> ClusterActions:
+    """The cluster page's actions, on behalf of the command line."""
+    node_name = env.settings.get("ezpyr.node_name", "")
+    log = ActivityLog(dbsession, node_name)
+    return ClusterActions(dbsession, env.secret_box, env.settings, CLI_ACTOR,
+                          lambda action, target="", details="": log.record(
+                              action, target, details, username=CLI_ACTOR))
 
 
-def print_verify(reports, as_json: bool) -> bool:
-    clean = all(r.in_sync for r in reports)
+def launch(env, start) -> str:
+    """Start an action (``start(actions)`` returns its Launch) in this
+    process, once its job row is committed; returns the job's id."""
+    with env.session() as s:
+        started = start(actions(env, s))
+        started.start_after_commit(s)
+        return started.job.id
+
+
+def follow(env, job_id: str, as_json: bool) -> dict:
+    """Wait on the job (the same row the panel's page polls), drawing its
+    progress on the terminal; its result, or its error as the command's."""
+    job = wait_for(env.engine, job_id, None if as_json else terminal_progress())
+    if not as_json:
+        sys.stderr.write("\n")
+    if job.state == JobState.FAILED:
+        if job.refused:
+            raise Invalid(job.error)
+        raise JobFailed(job.error)
+    return json.loads(job.result or "{}")
+
+
+class JobFailed(Exception):
+    """A job that failed for another reason than a refusal (exit 1)."""
+
+
+def print_verify(result: dict, as_json: bool) -> bool:
     if as_json:
-        print(json.dumps({"in_sync": clean, "tables": [r.as_dict() for r in reports]}, indent=2))
-        return clean
-    for r in reports:
-        verdict = "in sync" if r.in_sync else f"{len([d for d in r.differing if d['id']])} row(s) differ"
-        print(f"{r.table:16} {r.rows_here:>9} here {r.rows_there:>9} there   {verdict}")
-        for d in r.differing:
+        print(json.dumps(result, indent=2))
+        return result["in_sync"]
+    for r in result["tables"]:
+        verdict = "in sync" if r["in_sync"] else f"{len([d for d in r['differing'] if d['id']])} row(s) differ"
+        print(f"{r['table']:16} {r['rows_here']:>9} here {r['rows_there']:>9} there   {verdict}")
+        for d in r["differing"]:
             if d["id"] is None:
                 print(f"    … and {d['more']} more")
             else:
                 print(f"    {d['id']}: here {json.dumps(d['here'])}\n{'':42}there {json.dumps(d['there'])}")
-    print("every table is in sync" if clean else "the nodes differ")
-    return clean
-
-
-def compare_with_peer(env, client, *, progress=None, with_provenance=False):
-    """Verify against the other node through its cluster API, a page of
-    rows at a time (ezpyr.verify.chunk_rows, ezpyr.verify.timeout)."""
-    with env.engine.connect() as conn:
-        return verify(conn, RemotePeer(client, timeout_setting(env.settings)), progress=progress,
-                      with_provenance=with_provenance, chunk_rows=chunk_rows_setting(env.settings))
+    print("every table is in sync" if result["in_sync"] else "the nodes differ")
+    return result["in_sync"]
 
 
 def cmd_verify(env, args):
-    with env.session() as s:
-        client = peer_client(env, s)
-    show = terminal_progress() if not args.json else None
-    try:
-        reports = compare_with_peer(env, client, progress=show)
-    except (PeerUnreachable, PeerRefused, PeerAnswerInvalid) as error:
-        raise Invalid(f"cannot verify: {error}") from None
-    finally:
-        if show:
-            sys.stderr.write("\n")
-    return 0 if print_verify(reports, args.json) else 1
+    result = follow(env, launch(env, lambda a: a.verify()), args.json)
+    return 0 if print_verify(result, args.json) else 1
 
 
 def terminal_progress(stream=sys.stderr):
-    """The job's progress as a bar on the terminal."""
-    def show(done, total, message=None):
+    """A job's progress as a bar on the terminal: what it counts, how far,
+    the time left."""
+    def show(job):
         width = 30
-        filled = int(width * done / total) if total else 0
-        percent = int(100 * done / total) if total else 0
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:3d}%  {message or ''}   ")
+        filled = int(width * job.percent / 100)
+        left = f" ({job.time_left})" if job.time_left else ""
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {job.percent:3d}%  {job.message}{left}\033[K")
         stream.flush()
     return show
 
 
 def cmd_add(env, args):
-    show = terminal_progress() if not args.json else (lambda *a, **k: None)
-    result = add_secondary(env.engine, env.secret_box, env.settings, args.address, args.setup_key, show)
-    if not args.json:
-        sys.stderr.write("\n")
-        print(f"added: {result['secondary']} is now this node's slave ({result['rows']} rows copied)")
-    else:
+    result = follow(env, launch(env, lambda a: a.add(args.address, args.setup_key)), args.json)
+    if args.json:
         print(json.dumps(result))
+    else:
+        print(f"added: {result['secondary']} is now this node's slave ({result['rows']} rows copied)")
     return 0
 
 
 def cmd_make_master(env, args):
-    show = terminal_progress() if not args.json else (lambda *a, **k: None)
-    try:
-        result = make_master(env.engine, env.secret_box, force=False, progress=show,
-                             tls=PeerTls.from_settings(env.settings))
-    except TakeoverNeedsConfirmation as warning:
+    result = follow(env, launch(env, lambda a: a.make_master(force=False)), args.json)
+    if result.get("needs_confirmation"):
+        warning = result["warning"]
         if not args.force:
-            sys.stderr.write("\n")
-            print(f"ezpyr-cluster: {warning.message}", file=sys.stderr)
+            print(f"ezpyr-cluster: {warning}", file=sys.stderr)
             print("To take over anyway: ezpyr-cluster CONFIG make-master --force", file=sys.stderr)
             if args.json:
-                print(json.dumps({"needs_confirmation": True, "warning": warning.message}))
+                print(json.dumps({"needs_confirmation": True, "warning": warning}))
             return 3
         if not args.yes:
-            print(f"\n{warning.message}", file=sys.stderr)
+            print(warning, file=sys.stderr)
             if not sys.stdin.isatty() or input("Type 'take over' to go on: ").strip() != "take over":
                 print("ezpyr-cluster: not confirmed; nothing changed (--yes confirms)", file=sys.stderr)
                 return 3
-        result = make_master(env.engine, env.secret_box, force=True, progress=show,
-                             tls=PeerTls.from_settings(env.settings))
+        result = follow(env, launch(env, lambda a: a.make_master(force=True)), args.json)
     if args.json:
         print(json.dumps(result))
     else:
-        sys.stderr.write("\n")
         print(f"this node is master now (epoch {result['epoch']}, {result['mode']})")
     return 0
 
 
-def cmd_resolve(env, args):
+def resolve_plan(args) -> Plan:
     plan = Plan(all=args.keep)
     for item in args.table or []:
         table, _, side = item.partition("=")
-        if side not in ("here", "there"):
+        if side not in SIDES:
             raise Invalid(f"--table takes NAME=here or NAME=there, not {item!r}")
         plan.tables[table] = side
     for item in args.row or []:
         target, _, side = item.partition("=")
         table, _, row_id = target.partition(":")
-        if side not in ("here", "there") or not table or not row_id:
+        if side not in SIDES or not table or not row_id:
             raise Invalid(f"--row takes TABLE:ID=here or TABLE:ID=there, not {item!r}")
         plan.rows.setdefault(table, {})[row_id] = side
+    return plan
+
+
+def cmd_resolve(env, args):
+    plan = resolve_plan(args)
+    verified = launch(env, lambda a: a.verify())
+    follow(env, verified, args.json)
     with env.session() as s:
-        client = peer_client(env, s)
-    try:
-        reports = compare_with_peer(env, client, with_provenance=True)
-    except (PeerUnreachable, PeerRefused, PeerAnswerInvalid) as error:
-        raise Invalid(f"cannot compare with the other node: {error}") from None
-    report = {"in_sync": all(r.in_sync for r in reports), "tables": [r.as_dict() for r in reports]}
-    decisions = decide(report, plan)
-    with env.engine.connect() as conn:
-        clashes = unique_clashes(conn, decisions)
-    if clashes:
-        raise Invalid("These choices would leave two rows with one name: " + "; ".join(clashes))
-    lost = losses(decisions)
+        chosen_by = actions(env, s)
+        report = chosen_by.verify_report(verified)
+        chosen = chosen_by.resolve_plan(report, plan)
     if not args.json:
-        print(f"{len(decisions)} differing row(s) decided; {len(lost)} version(s) will be lost:")
-        for item in lost:
+        print(f"{chosen.decided} differing row(s) decided; {len(chosen.lost)} version(s) will be lost:")
+        for item in chosen.lost:
             print(f"  {item['table']} {item['id']}: keeping {item['kept']}'s, losing {json.dumps(item['lost'])}")
     if not args.yes:
         print("ezpyr-cluster: nothing changed; run again with --yes to resolve", file=sys.stderr)
         if args.json:
-            print(json.dumps({"decided": len(decisions), "lost": lost, "applied": False}))
+            print(json.dumps({"decided": chosen.decided, "lost": chosen.lost, "applied": False}))
         return 3
-    show = terminal_progress() if not args.json else (lambda *a, **k: None)
-    result = resolve(env.engine, env.secret_box, env.settings, report, plan, "cli", show)
+    result = follow(env, launch(env, lambda a: a.resolve(report, plan)), args.json)
     if args.json:
         print(json.dumps({**result, "applied": True}))
     else:
-        sys.stderr.write("\n")
         print(f"resolved; backups: here {result['backups']['here']}, other node {result['backups']['there']}")
-    return 0
-
-
-def cmd_pair_local(env, args):
-    """Demo pairing of two nodes whose configs are both on this machine:
-    this node becomes master, the other slave with a copy of this node's
-    data. (The Add button over the cluster API replaces it.)"""
-    other = NodeEnv(args.other_config, logging=False)
-    try:
-        box = env.secret_box
-        other_box = other.secret_box
-        probe = box.encrypt("probe")
-        try:
-            other_box.decrypt(probe)
-        except SecretUnreadable:
-            raise Invalid("the two nodes have different secret keys; both must use the same "
-                          "ezpyr.secret_key_file (or EZPYR_SECRET_KEY)") from None
-        secret = secrets.token_urlsafe(32)
-        sequence_committed(env.engine)
-        with env.session() as s, other.session() as t:
-            me = s.scalars(select(NodeIdentity)).one()
-            them = t.scalars(select(NodeIdentity)).one()
-            if me.id == them.id:
-                raise Invalid("both configs name the same node")
-            t.info[REPLAYING] = True
-            vector = copy_snapshot(s.connection(), t.connection())
-            t.execute(delete(OutboxEntry))  # the other node's own history is replaced
-            for session, node, peer_node, peer_settings in (
-                (s, me, them, other.settings), (t, them, me, env.settings)):
-                session.execute(delete(ClusterPeer))
-                session.add(ClusterPeer(
-                    id=peer_node.id, name=peer_node.name,
-                    address=peer_settings.get("ezpyr.node_address", ""),
-                    broker_url_encrypted=box.encrypt(peer_settings["ezpyr.broker_url"]),
-                    secret_encrypted=box.encrypt(secret),
-                    role="slave" if node is me else "master", epoch=1, link="connected",
-                    # both hold the snapshot: each knows the other has it
-                    peer_vector=VersionVector(vector).dumps()))
-                ClusterService(session).grant("127.0.0.1")
-            me.role, them.role = "master", "slave"
-            them.epoch = me.epoch
-        print(f"paired: {env.settings.get('ezpyr.node_address')} is master, "
-              f"{other.settings.get('ezpyr.node_address')} is slave")
-    finally:
-        other.close()
     return 0
 
 
@@ -316,20 +262,20 @@ def main(argv=None):
                    help="compare every replicated table with the other node's (exit 1 if they differ)")
     sub.add_parser("rotate-secret", parents=[common],
                    help="roll a new cluster secret on both nodes without stopping replication")
-    pair = sub.add_parser("pair-local", parents=[common],
-                          help="demo: pair with another node on this machine")
-    pair.add_argument("other_config")
     args = parser.parse_args(argv)
-    commands = {"status": cmd_status, "disconnect": cmd_link("disconnected"),
-                "connect": cmd_link("connected"), "verify": cmd_verify, "add": cmd_add,
+    commands = {"status": cmd_status, "disconnect": cmd_link(Link.DISCONNECTED),
+                "connect": cmd_link(Link.CONNECTED), "verify": cmd_verify, "add": cmd_add,
                 "make-master": cmd_make_master, "resolve": cmd_resolve,
-                "rotate-secret": cmd_rotate_secret, "pair-local": cmd_pair_local}
+                "rotate-secret": cmd_rotate_secret}
     env = NodeEnv(args.config)
     try:
         return commands[args.command](env, args)
     except Invalid as error:
         report("ezpyr-cluster", error.message, args.json)
         return 2
+    except JobFailed as error:
+        report("ezpyr-cluster", str(error), args.json)
+        return 1
     finally:
         env.close()
 

@@ -1,2 +1,10 @@
+def panel_settings(request):
+    """``request.panel_settings``: the panel-wide settings, read once per request."""
+    from ezpyr.settings.services import SettingsService
+
+    return SettingsService(request.dbsession).current()
+
+
 def includeme(config):
+    config.add_request_method(panel_settings, reify=True)
     config.add_route("settings.edit", "/settings")

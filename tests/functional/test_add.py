@@ -64,6 +64,9 @@ def test_add_copies_everything_and_starts_replication(pair):
         s.add(ServerGroup(name="after-add"))
     wait_until(lambda: secondary.count(ServerGroup) == 21, 30, message="a change after Add to arrive")
     wait_until(lambda: primary.status()["status"] == "connected", 30)
+    for node in (primary, secondary):  # rough edge 12: Add leaves no warning behind
+        logs = node.logs()
+        assert "UNIQUE constraint failed" not in logs and "does not match this node's secret key" not in logs
     # the setup key worked once
     again = primary.run("ezpyr-cluster", "add", secondary.address, "--setup-key", secondary.setup_key,
                         check=False)
@@ -112,3 +115,49 @@ def test_each_mismatch_has_its_own_message():
                                 ("role", "slave", "in state 'slave'")):
         with pytest.raises(Invalid, match=words):
             check_secondary({**good, field: value})
+
+
+def test_a_panel_add_is_refused_while_a_cli_add_runs(pair):
+    """The CLI's Add runs as a job of its own process; the panel (another
+    process) refuses a second Add with a message naming it, and the first
+    one completes."""
+    import signal
+    import subprocess
+
+    import webtest
+    from pyramid.paster import get_app
+    from sqlalchemy import select
+
+    from ezpyr.jobs.models import Job
+    from tests.cluster_nodes import ADMIN_PASSWORD, BIN
+    from tests.factories import csrf_from, login
+
+    primary, secondary = pair
+    fill(primary, servers=50, users=5)
+    primary.start()
+    secondary.start()
+    primary.run("ezpyr-grant-host", "127.0.0.1")
+    secondary.panel.send_signal(signal.SIGSTOP)  # the CLI's Add waits on the secondary's answer
+    cli = subprocess.Popen([str(BIN / "ezpyr-cluster"), str(primary.ini), "add", secondary.address,
+                            "--setup-key", secondary.setup_key], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        def add_job():
+            with primary.env.session() as s:
+                return s.scalars(select(Job).where(Job.kind == "add", Job.state == "running")).first()
+        job = wait_until(add_job, 60, message="the CLI's Add to be running")
+        assert job.created_by == "cli"
+        app = webtest.TestApp(get_app(str(primary.ini)), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        login(app, "admin", ADMIN_PASSWORD)
+        page = app.get("/cluster")
+        refused = app.post("/cluster/add", {"address": secondary.address, "setup_key": secondary.setup_key,
+                                            "csrf_token": csrf_from(page)})
+        assert "Add is already running on this node (started by cli at" in refused.text
+        with primary.env.session() as s:
+            assert s.scalars(select(Job.id).where(Job.kind == "add")).all() == [job.id]
+    finally:
+        secondary.panel.send_signal(signal.SIGCONT)
+        out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    assert "is now this node's slave" in out
+    assert secondary.status()["node"]["role"] == "slave"

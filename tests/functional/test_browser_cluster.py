@@ -101,6 +101,17 @@ def server_names(node):
         return sorted(conn.exec_driver_sql("SELECT name FROM servers").scalars())
 
 
+def server_ids(nodes, name):
+    """The ids of the servers named ``name`` on either node (a split-brain
+    can give two rows one name)."""
+    from sqlalchemy import text
+    ids = set()
+    for node in nodes:
+        with node.env.engine.connect() as conn:
+            ids.update(conn.execute(text("SELECT id FROM servers WHERE name = :n"), {"n": name}).scalars())
+    return sorted(ids)
+
+
 def test_add_make_master_split_brain_and_resolve_in_the_browser(browser, nodes, backend):
     primary, secondary = nodes
     shots = Shots(backend)
@@ -175,7 +186,8 @@ def test_add_make_master_split_brain_and_resolve_in_the_browser(browser, nodes, 
     for page, node, name in ((on_primary, primary, "primary"), (on_secondary, secondary, "secondary")):
         page.goto(f"http://{node.address}/servers")
         banner = page.inner_text("[data-banner=split-brain]")
-        assert "Split-brain" in banner and "Automatic sync has stopped" in banner
+        assert "Split-brain between" in banner and "Automatic sync has stopped" in banner
+        assert f"{name} (this node)" in banner and "stream" not in banner
         shots(page, f"split-brain-banner-{name}")
 
     # Resolve on the master (the primary took the newer epoch): Verify, choose, review, confirm
@@ -183,6 +195,12 @@ def test_add_make_master_split_brain_and_resolve_in_the_browser(browser, nodes, 
     on_primary.click("button:has-text('Verify')")
     assert wait_for_job(on_primary) == "done"
     assert "The nodes differ." in on_primary.inner_text("[data-field=verdict]")
+    # the rows named as the admin knows them, field by field, made by whom in words
+    web1 = [on_primary.inner_text(f"[data-row='servers:{i}']") for i in server_ids(nodes, "web1")]
+    assert all(text.startswith("server web1") for text in web1) and len(web1) == 2
+    assert any("made on primary, then master, by alice at" in text for text in web1)
+    assert any("made on secondary, then master, by bob at" in text for text in web1)
+    assert on_primary.locator("[data-row] tr.differs").count() > 0
     shots(on_primary, "verify-differences")
     with secondary.env.engine.connect() as conn:
         keep_there = conn.exec_driver_sql(

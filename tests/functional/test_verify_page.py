@@ -11,7 +11,7 @@ from ezpyr.meta import utcnow
 from ezpyr.users.groups import UserGroupService
 from ezpyr.users.models import UserGroup
 from ezpyr.replication.writes import applying
-from tests.cluster_nodes import ADMIN_PASSWORD, make_cluster
+from tests.cluster_nodes import ADMIN_PASSWORD, make_cluster, pair
 from tests.factories import login
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def test_verify_button_shows_in_sync_then_the_differing_row(cluster):
     with a.env.session() as s:
         UserGroupService(s).create("ops")
     # pair again so that b holds a copy of "ops" too
-    a.run("ezpyr-cluster", "pair-local", str(b.ini))
+    pair(a, b)
     b.start_panel()
     app = webtest.TestApp(get_app(str(a.ini)), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
     login(app, "admin", ADMIN_PASSWORD)
@@ -71,7 +71,7 @@ def test_verify_pages_a_large_table_through_the_cluster_api_and_names_exactly_th
     a, b = cluster
     with a.env.session() as s:
         s.add_all(UserGroup(name=f"g{i:02d}", description="") for i in range(60))
-    a.run("ezpyr-cluster", "pair-local", str(b.ini))  # b gets a copy
+    pair(a, b)  # b gets a copy
     small_pages(a)
     b.start_panel()
     clean = a.cluster("verify")

@@ -75,6 +75,6 @@ def test_a_missing_config_file_is_one_line(tmp_path, script):
 
 
 def test_a_refusal_with_json_goes_to_stdout_only(down_node):
-    done = run("ezpyr-cluster", down_node, "pair-local", down_node.parent / "nowhere.ini", "--json")
-    assert done.returncode != 0 and done.stderr == ""
-    assert json.loads(done.stdout)["error"]
+    done = run("ezpyr-cluster", down_node, "add", "not an address", "--setup-key", "k", "--json")
+    assert done.returncode == 2 and done.stderr == ""
+    assert "That is not an address" in json.loads(done.stdout)["error"]
