@@ -11,7 +11,7 @@ from ezpyr.accounts.models import TARGETS
 from ezpyr.accounts.runner import reconcile, reset_fingerprint
 from ezpyr.accounts.settings import AccountSettings
 from ezpyr.accounts.tasks import CHANNEL, AccountTaskService, targets
-from ezpyr.jobs.services import JobService, after_commit_start
+from ezpyr.jobs.services import JobService, start_after_commit
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.replication.wake import wake_relay
@@ -87,10 +87,12 @@ def reconcile_work(engine, settings: AccountSettings, nodes: list[str]):
 @view_config(route_name="accounts.reconcile", request_method="POST", permission="admin")
 def start_reconcile(request):
     jobs = JobService(request.dbsession)
-    job = jobs.running("accounts.reconcile") or jobs.create(
-        "accounts.reconcile", request.authenticated_user.username, "reconciling system accounts")
+    job = jobs.running("accounts.reconcile")
     nodes = targets(request.dbsession.connection())
-    after_commit_start(request, job.id,
-                       reconcile_work(request.registry["db_engine"], _settings(request), nodes))
-    request.activity.record("accounts.reconcile", ", ".join(nodes))
+    if job is None:  # one already running is followed, not started twice
+        job = jobs.create("accounts.reconcile", request.authenticated_user.username,
+                          "reconciling system accounts")
+        start_after_commit(request.dbsession, job.id,
+                           reconcile_work(request.registry["db_engine"], _settings(request), nodes))
+        request.activity.record("accounts.reconcile", ", ".join(nodes))
     return HTTPSeeOther(request.route_url("jobs.view", id=job.id))
