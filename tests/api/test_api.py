@@ -131,16 +131,26 @@ def test_paging_with_limit_and_cursor(testapp, tokens, dbsession):
         assert testapp.get("/api/v1/server-groups", bad, headers=tokens.ro, status=422).json["fields"]
 
 
-def test_the_slave_answers_409_with_the_masters_address(testapp, tokens, dbsession, this_node):
+def test_the_slave_refuses_every_api_write_with_the_masters_address(testapp, tokens, dbsession, this_node,
+                                                                    engine):
     from ezpyr.cluster.models import ClusterPeer
+    from tests.cluster.test_readonly import snapshot
+    group = ServerGroup(name="web")
+    dbsession.add(group)
+    dbsession.commit()
     this_node.role = "slave"
     dbsession.add(ClusterPeer(id="11111111-2222-3333-4444-555555555555", name="node-b", address="10.0.0.1:6543",
                               broker_url_encrypted="", secret_encrypted="", role="master", epoch=1))
     dbsession.commit()
-    answer = testapp.post_json("/api/v1/servers", {"name": "web1", "host": "10.0.0.1"}, headers=tokens.rw,
-                               status=409)
-    assert answer.json["master"] == "10.0.0.1:6543" and "Nothing was changed" in answer.json["error"]
-    assert dbsession.scalars(select(Server)).first() is None
+    before = snapshot(engine)
+    writes = [spec for spec in ENDPOINTS if spec.write]
+    for spec in writes:
+        path = spec.pattern.replace("{id}", group.id if "group" in spec.route else MADE_UP)
+        answer = testapp.request(path, method=spec.method, headers={**tokens.rw, "Content-Type": "application/json"},
+                                 body=json.dumps({"name": "web2", "host": "10.0.0.1"}).encode(), expect_errors=True)
+        assert answer.status_int == 409, (spec.route, spec.method, answer.status, answer.text[:200])
+        assert answer.json["master"] == "10.0.0.1:6543" and "Nothing was changed" in answer.json["error"]
+    assert snapshot(engine) == before
     assert testapp.get("/api/v1/servers", headers=tokens.rw).status_int == 200  # reads still work
 
 
