@@ -20,6 +20,7 @@ requires = [
     "WTForms>=3.1",
     "prometheus_client>=0.20",
     "pydantic>=2.6,<3",
+    "regex>=2024.4",
 ]
 
 testing_requires = [
@@ -28,6 +29,7 @@ testing_requires = [
     "pytest-xdist>=3.5",
     "playwright>=1.45",
     "schemathesis>=4.0,<5",
+    "hypothesis>=6.100",
 ]
 
 setup(

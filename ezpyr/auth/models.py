@@ -36,3 +36,19 @@ class TotpLastStep(Base):
 
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     step: Mapped[int] = mapped_column(Integer)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted under one key in a window of
+    ``lockout_minutes`` (node-local). Keys: ``pair:<username>|<address>``,
+    ``address:<address>``, ``account:<username>``, ``all``. See
+    :mod:`ezpyr.auth.throttle`."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[dt.datetime] = mapped_column(Timestamp)
