@@ -6,21 +6,45 @@ at least one rule of the user's group matches it, where "matches" means
 ``rm -rf`` matches anywhere in the line; anchor with ``^`` to match only its
 start). :meth:`GuardService.check` is the one place this is decided; the
 gateway shell and the panel's test box both call it.
+
+The gateway runs every rule on every line a user types, so no pattern may
+take long: patterns are matched with the ``regex`` module (the same syntax
+as Python's ``re``) under a time limit, and a line a rule cannot decide
+within it is refused (the guard fails closed). A pattern that backtracks
+catastrophically on a probe line is refused when it is saved.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+import regex
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from ezpyr.paging import cap_search
 from ezpyr.guard.models import CommandRule
 from ezpyr.users.models import User, UserGroup
 from ezpyr.validation import Invalid
 
 MAX_PATTERN = 500
 MAX_DESCRIPTION = 2000
+# Seconds one rule may take on one command line before the line is refused.
+MATCH_SECONDS = 0.05
+# A pattern is tried on these when saved; it must decide each within
+# MATCH_SECONDS (runs of one character, with and without an end that fails).
+PROBE_LENGTH = 40
+
+
+def probes(pattern: str) -> list[str]:
+    """Lines that make a backtracking pattern show it: long runs of each
+    character the pattern names, then a character that breaks the match."""
+    characters = {c for c in pattern if c.isprintable() and not c.isspace()} | {"a", " ", "0"}
+    lines = []
+    for c in sorted(characters):
+        lines += [c * PROBE_LENGTH, c * PROBE_LENGTH + "\x00", (c + " ") * (PROBE_LENGTH // 2) + "\x00"]
+    return lines
 
 
 def check_pattern(pattern: str | None) -> str:
@@ -35,20 +59,32 @@ def check_pattern(pattern: str | None) -> str:
         )
     if "\n" in pattern or "\r" in pattern:
         raise Invalid("A pattern must be on one line.", "pattern")
+    if any(ord(c) < 32 or ord(c) == 127 for c in pattern):
+        raise Invalid("A pattern must not hold control characters (write \\t, \\x00 … instead).",
+                      "pattern")
     try:
         re.compile(pattern)
-    except re.error as error:
+        compiled = regex.compile(pattern)
+    except (re.error, regex.error) as error:
         raise Invalid(f"This is not a valid regular expression: {error}.", "pattern") from None
+    for line in probes(pattern):
+        try:
+            compiled.search(line, timeout=MATCH_SECONDS * 4)
+        except TimeoutError:
+            raise Invalid(
+                "This pattern can take exponential time on some lines (nested repetition such as "
+                "(a+)+ or (a|aa)+): the gateway would stall on them. Write it without a "
+                "repetition inside a repetition.", "pattern") from None
     return pattern
 
 
 def matches(rule: CommandRule, command: str) -> bool:
     """Whether ``rule`` refuses ``command``. A stored pattern this Python cannot
-    compile refuses everything: the guard fails closed, and the test box
-    shows which rule to fix."""
+    compile, or one that cannot decide within MATCH_SECONDS, refuses: the
+    guard fails closed, and the test box shows which rule to fix."""
     try:
-        return re.search(rule.pattern, command) is not None
-    except re.error:
+        return regex.search(rule.pattern, command, timeout=MATCH_SECONDS) is not None
+    except (regex.error, TimeoutError):
         return True
 
 
@@ -85,6 +121,7 @@ class GuardService:
         """Every rule, grouped by user group (groups by name, rules by
         pattern); ``text`` keeps rules whose pattern, description or group
         name contains it."""
+        text = cap_search(text)
         stmt = (
             select(CommandRule)
             .join(CommandRule.user_group)
