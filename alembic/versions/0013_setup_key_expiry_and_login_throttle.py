@@ -29,9 +29,17 @@ def upgrade():
     sa.Column('window_started_at', ezpyr.meta.Timestamp(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
     )
+    op.drop_table('login_failures')
 
 
 def downgrade():
+    op.create_table('login_failures',
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failure_at', ezpyr.meta.Timestamp(), nullable=True),
+    sa.Column('locked_until', ezpyr.meta.Timestamp(), nullable=True),
+    sa.PrimaryKeyConstraint('username', name=op.f('pk_login_failures'))
+    )
     op.drop_table('login_throttle')
     with op.batch_alter_table('secondary_setup', schema=None) as batch_op:
         batch_op.drop_column('used_at')

@@ -1,4 +1,4 @@
-"""Login failures per username (node-local: a slave records them too)."""
+"""Sign-in bookkeeping (node-local: a slave keeps its own)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,15 +7,6 @@ from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ezpyr.meta import Base, Timestamp
-
-
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
-
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class EndedSession(Base):
