@@ -43,7 +43,7 @@ JSON = st.recursive(
 def peer(dbsession, world, secret_box):
     """This node is the master of a cluster whose slave calls it."""
     dbsession.add_all([ClusterPeer(id=PEER_ID, name="node-b", address=f"{PEER_ADDR}:6543",
-                                   broker_url="amqp://unused//", secret_encrypted=secret_box.encrypt(SECRET),
+                                   broker_url_encrypted=secret_box.encrypt("amqp://unused//"), secret_encrypted=secret_box.encrypt(SECRET),
                                    role="slave", epoch=1),
                        GrantedHost(address=PEER_ADDR)])
     dbsession.commit()

@@ -21,6 +21,8 @@ SKIP = {"auth.logout"}
 # page shown once (a generated password): refused requests are the others.
 SUCCESS = {302, 303}
 SHOWN_ONCE = {"users.new", "users.password"}
+# Answers 503 by design while this node is not ready (no worker runs here).
+NOT_READY = {"ops.readyz"}
 NAME_RE = re.compile(r'name="([A-Za-z_][\w-]*)"')
 QUERY_NAMES = ["q", "page", "group", "next", "user", "username", "action", "user_group_id", "command",
                "server", "job"]
@@ -101,7 +103,10 @@ def test_every_page_and_id_answers_hostile_paths_and_queries_below_500(
         raw += "&q=" + quote(data.draw(NOT_UTF8))
     before = snapshot(engine)
     answer = raw_request(wsgi_app, "GET", f"{path}?{raw}", cookies=dict(browser.cookies))
-    assert answer.status_code < 500, (route.name, path, raw[:200], answer.text[:2000])
+    if route.name in NOT_READY:
+        assert answer.status_code in (200, 503), answer.text[:2000]
+    else:
+        assert answer.status_code < 500, (route.name, path, raw[:200], answer.text[:2000])
     assert snapshot(engine) == before
 
 
