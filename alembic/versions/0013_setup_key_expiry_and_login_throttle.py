@@ -2,7 +2,7 @@
 account and in all (login_throttle replaces login_failures)
 
 Revision ID: 0013
-Revises: 0018
+Revises: 0011
 Create Date: 2026-11-25 18:45:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ import ezpyr.meta
 
 
 revision = '0013'
-down_revision = '0018'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
