@@ -21,6 +21,7 @@ requires = [
     "prometheus_client>=0.20",
     "pydantic>=2.6,<3",
     "pyte>=0.8",
+    "regex>=2024.4",
 ]
 
 testing_requires = [

@@ -8,7 +8,7 @@ not be touched again (``TransactionFailedError``, a 500 in place of the real
 answer), so every exception view reads through a session of its own, outside
 the request's transaction, and never writes.
 """
-from pyramid.exceptions import BadCSRFToken
+from pyramid.exceptions import BadCSRFToken, URLDecodeError
 from pyramid.renderers import render_to_response
 from pyramid.view import exception_view_config, notfound_view_config
 from sqlalchemy.exc import DBAPIError
@@ -79,6 +79,14 @@ def bad_csrf(exc, request):
     request.response.status = 400
     return {"message": "This form has expired or was not sent from this panel. "
                        "Go back, reload the page and try again. Nothing was changed."}
+
+
+@exception_view_config(URLDecodeError, renderer="errors/bad_request.jinja2")
+@exception_view_config(UnicodeDecodeError, renderer="errors/bad_request.jinja2")
+def undecodable(exc, request):
+    """A path, query or form that is not UTF-8: nobody's browser sends one."""
+    request.response.status = 400
+    return {"message": "This address or form is not valid UTF-8 text. Nothing was changed."}
 
 
 def includeme(config):

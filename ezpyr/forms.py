@@ -5,9 +5,17 @@ CSRF is checked by Pyramid itself for every unsafe request (see
 """
 from __future__ import annotations
 
+import re
+
 import wtforms
 
 from ezpyr.validation import Invalid
+
+# NUL and the other control characters: no field of the panel takes them
+# (a multi-line field takes line breaks and tabs).
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_IN_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+NO_CONTROL = "This field must not hold control characters (such as NUL)."
 
 
 class _FormData:
@@ -35,6 +43,20 @@ class Form(wtforms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.form_errors = []
+
+    def validate(self, extra_validators=None) -> bool:
+        """The fields' own checks, and no control characters in any text."""
+        valid = super().validate(extra_validators)
+        for field in self:
+            pattern = CONTROL_IN_TEXT_RE if isinstance(field, wtforms.TextAreaField) else CONTROL_RE
+            for value in field.raw_data or []:
+                if isinstance(value, str) and pattern.search(value):
+                    if isinstance(field.errors, tuple):
+                        field.errors = list(field.errors)
+                    field.errors.append(NO_CONTROL)
+                    valid = False
+                    break
+        return valid
 
     @classmethod
     def from_request(cls, request, **kwargs):

@@ -43,3 +43,19 @@ def page_number(request) -> int:
         return max(1, int(request.params.get("page", 1)))
     except ValueError:
         return 1
+
+
+# Search boxes take at most this many characters: longer text is cut here
+# (SQLite refuses a LIKE pattern past 50,000 bytes, and no name is this long).
+MAX_SEARCH = 200
+
+
+def cap_search(text: str | None) -> str:
+    """Search text as every list searches it: trimmed, at most MAX_SEARCH characters."""
+    return (text or "").strip()[:MAX_SEARCH].strip()
+
+
+def search_text(request, name: str = "q") -> str:
+    """The search box's text of a list page (see :func:`cap_search`)."""
+    value = request.params.get(name, "")
+    return cap_search(value if isinstance(value, str) else "")

@@ -207,7 +207,8 @@ def security_headers_tween_factory(handler, registry):
             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
             "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
         )
-        if not request.path.startswith("/static/"):
+        # the raw path: request.path would fail on one that is not UTF-8
+        if not request.environ.get("PATH_INFO", "").startswith("/static/"):
             headers.setdefault("Cache-Control", "no-store")
         if hsts:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")

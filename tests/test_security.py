@@ -6,7 +6,7 @@ import webtest
 
 from ezpyr import main
 from ezpyr.activity.models import ActivityEntry
-from ezpyr.auth.models import LoginFailure
+from ezpyr.auth.models import LoginThrottle
 from ezpyr.users.models import UserGroup
 from tests.conftest import app_settings
 from tests.factories import PASSWORD, csrf_from
@@ -35,7 +35,7 @@ def test_sign_in_without_the_right_token_is_refused(testapp, plain_user, dbsessi
     res = testapp.get("/profile/servers")
     assert res.status_int == 303 and urlparse(res.location).path == "/login"
     dbsession.expire_all()
-    assert dbsession.query(LoginFailure).count() == 0
+    assert dbsession.query(LoginThrottle).count() == 0
     assert dbsession.query(ActivityEntry).count() == 0
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
+from ezpyr.paging import cap_search
 from ezpyr.access.models import AccessRule
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.users.models import User, UserGroup
@@ -70,6 +71,7 @@ class AccessService:
     def search(self, text: str = "") -> Select:
         """Every rule, ordered by subject then target; ``text`` keeps the rules
         whose subject (user group name, username or full name) contains it."""
+        text = cap_search(text)
         ug, u = aliased(UserGroup), aliased(User)
         sg, s = aliased(ServerGroup), aliased(Server)
         subject = func.coalesce(ug.name, u.username)
@@ -184,6 +186,7 @@ class AccessService:
         """Every server ``user`` may reach, by name, with the rules that grant
         it (two queries, however many servers). ``search`` keeps the servers
         whose name or host contains it. A suspended user reaches nothing."""
+        search = cap_search(search)
         if user.suspended:
             return []
         rules = self.rules_for(user)

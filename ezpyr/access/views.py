@@ -7,14 +7,14 @@ from pyramid.view import view_config
 
 from ezpyr.access.forms import AccessRuleForm, grouped_choices
 from ezpyr.access.services import AccessService
-from ezpyr.paging import Page, page_number
+from ezpyr.paging import Page, page_number, search_text
 from ezpyr.validation import Invalid
 
 
 @view_config(route_name="access.list", renderer="access/list.jinja2", permission="admin")
 def list_rules(request):
     service = AccessService(request.dbsession)
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     page = Page(request.dbsession, service.search(q), page_number(request))
     return {"page": page, "q": q}
 
@@ -68,7 +68,7 @@ def effective_access(request):
 
 @view_config(route_name="profile.servers", renderer="profile/servers.jinja2", permission="user")
 def my_servers(request):
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     user = request.authenticated_user
     reaches = AccessService(request.dbsession).effective_access(user, q)
     return {"q": q, "user": user, "reaches": reaches}

@@ -97,5 +97,7 @@ class RequestActivity:
             action, target, details,
             user=request.authenticated_user if user is _CURRENT else user,
             username=username,
-            remote_addr=request.client_addr or "",
+            # the socket's address, or the trusted proxy's word for it (waitress's
+            # trusted_proxy); never X-Forwarded-For as the client sent it
+            remote_addr=request.remote_addr or "",
         )

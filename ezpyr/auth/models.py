@@ -1,4 +1,4 @@
-"""Login failures per username (node-local: a slave records them too)."""
+"""Sign-in bookkeeping (node-local: a slave keeps its own)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,15 +7,6 @@ from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ezpyr.meta import Base, Timestamp
-
-
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
-
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class EndedSession(Base):
@@ -36,3 +27,19 @@ class TotpLastStep(Base):
 
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     step: Mapped[int] = mapped_column(Integer)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted under one key in a window of
+    ``lockout_minutes`` (node-local). Keys: ``pair:<username>|<address>``,
+    ``address:<address>``, ``account:<username>``, ``all``. See
+    :mod:`ezpyr.auth.throttle`."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[dt.datetime] = mapped_column(Timestamp)

@@ -1,27 +1,27 @@
-"""Checking a sign-in attempt, with lockout after repeated failures.
+"""Checking a sign-in attempt, with throttling of repeated failures.
 
 A sign-in is a password and, for users who enrolled one, a TOTP code. Each
-wrong password or code counts as a failure; enough failures in a row lock the
-account for a while. The count is cleared only when the whole sign-in
-succeeds, so a known password does not buy unlimited guesses at the code.
+attempt at either is counted before it is checked and taken back when the
+whole sign-in succeeds, so a known password does not buy unlimited guesses
+at the code. What is counted and what it closes, to whom, is
+:mod:`ezpyr.auth.throttle`'s policy: a foreign address can only lock itself
+out.
 
-Failure counts are node-local: a slave counts its own, and counting never
-needs a write to replicated data. They are kept per name typed, whether or
-not such a user exists, so the answers do not tell which names exist.
+Counts are node-local: a slave counts its own, and counting never needs a
+write to replicated data. Names that belong to no account are counted too
+(under a digest), so the answers do not tell which names exist.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ezpyr.auth.models import LoginFailure
+from ezpyr.auth.throttle import Attempt, Throttle, Verdict, own_address
 from ezpyr.auth.totp import TotpService
-from ezpyr.meta import utcnow
 from ezpyr.passwords import Passwords
-from ezpyr.settings.services import PanelSettings, SettingsService
+from ezpyr.settings.services import SettingsService
 from ezpyr.users.models import User
 from ezpyr.validation import Invalid
 
@@ -31,7 +31,8 @@ class SignInResult:
     user: User | None
     reason: str = ""  # shown to the person signing in when user is None
     needs_code: bool = False  # the password was right; a TOTP code must follow
-    locked: bool = False  # the account is locked (now, or by this very failure)
+    locked: bool = False  # sign-in is held back (now, or from this very failure on)
+    known_name: str = ""  # the name typed, when it is an account's (else never recorded)
 
 
 BAD_CREDENTIALS = "Wrong username or password."
@@ -42,93 +43,109 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def _closed_reason(verdict: Verdict) -> str:
+    wait = f"Try again in {_plural(verdict.minutes_left, 'minute')}"
+    if verdict.why == "pair":
+        return (f"This account is locked for your address after too many failed sign-ins. {wait}, "
+                "or ask an admin to unlock it.")
+    if verdict.why == "address":
+        return f"Your address is locked out after too many failed sign-ins. {wait}."
+    return ("This account is locked for new addresses after too many failed sign-ins. "
+            f"{wait}, sign in from an address you used before or with your second factor, "
+            "or ask an admin to unlock it.")
+
+
 class AuthService:
     def __init__(self, dbsession: Session, passwords: Passwords):
         self.dbsession = dbsession
         self.passwords = passwords
 
-    def check_password(self, username: str, password: str) -> SignInResult:
+    def throttle(self) -> Throttle:
+        settings = SettingsService(self.dbsession).current()
+        return Throttle(self.dbsession.get_bind(), settings.lockout_threshold, settings.lockout_minutes)
+
+    def _gate(self, throttle: Throttle, attempt: Attempt, own: bool, second_factor: bool):
+        """Count this attempt; a SignInResult when it may not go on."""
+        rule = {"own_address": own, "second_factor": second_factor}
+        verdict = throttle.verdict(throttle.current(attempt), attempt, counted=False, **rule)
+        if not verdict.closed:
+            verdict = throttle.verdict(throttle.count(attempt), attempt, **rule)
+        if verdict.closed:
+            return None, SignInResult(None, _closed_reason(verdict), locked=True,
+                                      known_name=attempt.username)
+        return verdict, None
+
+    def check_password(self, username: str, password: str, address: str = "") -> SignInResult:
         """The first step. For a user with a second factor the result has
-        ``needs_code`` and the failure count stays until the code is right."""
+        ``needs_code`` and the attempt stays counted until the code is right.
+        ``address`` is the client's (the socket's, or the trusted proxy's word)."""
         username = (username or "").strip().lower()  # usernames are lower case
-        now = utcnow()
-        failure = self.dbsession.get(LoginFailure, username) if username else None
-        if self._is_locked(failure, now):
-            return SignInResult(None, self._locked_reason(failure, now), locked=True)
+        if not username:
+            return SignInResult(None, BAD_CREDENTIALS)
         user = self.dbsession.scalars(select(User).where(User.username == username)).first()
+        attempt = Attempt.of(username, address, user is not None)
+        throttle = self.throttle()
+        verdict, refused = self._gate(throttle, attempt, own_address(self.dbsession, attempt.username, address),
+                                      bool(user and user.totp_enabled))
+        if refused:
+            return refused
         if not self.passwords.verify(user.password_hash if user else None, password or ""):
-            return self._failed(username, failure, now, BAD_CREDENTIALS)
+            return self._failed(throttle, verdict, attempt, BAD_CREDENTIALS)
         if user.suspended:
-            return SignInResult(None, SUSPENDED)
-        if user.totp_enabled:
+            throttle.take_back(attempt, self.dbsession)
+            return SignInResult(None, SUSPENDED, known_name=user.username)
+        if user.totp_enabled:  # earlier wrong codes stay counted until a right one
+            throttle.take_back(attempt, self.dbsession, done=False)
             return SignInResult(user, needs_code=True)
-        self._clear(failure)
+        throttle.take_back(attempt, self.dbsession)
         return SignInResult(user)
 
-    def check_code(self, user: User, code: str, totp: TotpService) -> SignInResult:
+    def check_code(self, user: User, code: str, totp: TotpService, address: str = "") -> SignInResult:
         """The second step: ``user`` gave the right password just before."""
-        now = utcnow()
-        failure = self.dbsession.get(LoginFailure, user.username)
-        if self._is_locked(failure, now):
-            return SignInResult(None, self._locked_reason(failure, now), locked=True)
+        attempt = Attempt.of(user.username, address, True)
+        throttle = self.throttle()
+        verdict, refused = self._gate(throttle, attempt, True, True)
+        if refused:
+            return refused
         if user.suspended:
-            return SignInResult(None, SUSPENDED)
+            return SignInResult(None, SUSPENDED, known_name=user.username)
         try:
             totp.check_code(user, code)
         except Invalid as error:
-            return self._failed(user.username, failure, now, error.message)
-        self._clear(failure)
+            return self._failed(throttle, verdict, attempt, error.message)
+        throttle.take_back(attempt, self.dbsession)
         return SignInResult(user)
 
+    def check_current_password(self, user: User, password: str, address: str = "") -> None:
+        """A signed-in user's current password (before it is changed), with
+        the same counting as a sign-in; raises Invalid."""
+        attempt = Attempt.of(user.username, address, True)
+        throttle = self.throttle()
+        verdict, refused = self._gate(throttle, attempt, False, False)
+        if refused:
+            raise Invalid(refused.reason, "current_password")
+        if not self.passwords.verify(user.password_hash, password or ""):
+            raise Invalid(self._failed(throttle, verdict, attempt,
+                                       "That is not your current password.").reason, "current_password")
+        throttle.take_back(attempt, self.dbsession)
+
     def unlock(self, username: str) -> bool:
-        failure = self.dbsession.get(LoginFailure, username)
-        if failure is None:
-            return False
-        self.dbsession.delete(failure)
-        return True
+        return self.throttle().unlock(self.dbsession, username)
 
     def is_locked(self, username: str) -> bool:
-        return self._is_locked(self.dbsession.get(LoginFailure, username), utcnow())
+        return self.throttle().is_locked(self.dbsession, username)
 
-    # -- counting ----------------------------------------------------------------
-    @staticmethod
-    def _is_locked(failure: LoginFailure | None, now: dt.datetime) -> bool:
-        return bool(failure and failure.locked_until and failure.locked_until > now)
+    def throttled(self) -> list[dict]:
+        return self.throttle().throttled(self.dbsession)
 
-    @staticmethod
-    def _locked_reason(failure: LoginFailure, now: dt.datetime) -> str:
-        minutes = max(1, int((failure.locked_until - now).total_seconds() // 60) + 1)
-        return (
-            f"This account is locked after {failure.failures} failed sign-ins in a row. "
-            f"Try again in {_plural(minutes, 'minute')}, or ask an admin to unlock it."
-        )
-
-    def _failed(self, username: str, failure: LoginFailure | None, now: dt.datetime,
-                what: str) -> SignInResult:
-        if not username:
-            return SignInResult(None, what)
-        settings: PanelSettings = SettingsService(self.dbsession).current()
-        if failure is None:
-            failure = LoginFailure(username=username, failures=0)
-            self.dbsession.add(failure)
-        elif failure.locked_until is not None:
-            # the lock has run out: a fresh count starts
-            failure.failures = 0
-            failure.locked_until = None
-        failure.failures += 1
-        failure.last_failure_at = now
-        if failure.failures >= settings.lockout_threshold:
-            failure.locked_until = now + dt.timedelta(minutes=settings.lockout_minutes)
+    def _failed(self, throttle: Throttle, verdict: Verdict, attempt: Attempt, what: str) -> SignInResult:
+        limit = throttle.limits()["pair"]
+        if verdict.failures >= limit:
             return SignInResult(None, (
-                f"{what} The account is now locked for "
-                f"{_plural(settings.lockout_minutes, 'minute')} after "
-                f"{failure.failures} failed sign-ins in a row."
-            ), locked=True)
-        left = settings.lockout_threshold - failure.failures
+                f"{what} The account is now locked for your address for "
+                f"{_plural(throttle.minutes, 'minute')} after {verdict.failures} failed sign-ins."
+            ), locked=True, known_name=attempt.username)
+        left = limit - verdict.failures
         return SignInResult(None, (
-            f"{what} {_plural(left, 'attempt')} left before the account is locked."
-        ))
-
-    def _clear(self, failure: LoginFailure | None) -> None:
-        if failure is not None:
-            self.dbsession.delete(failure)
+            f"{what} {_plural(left, 'attempt')} left before the account is locked for your address."
+        ), known_name=attempt.username)

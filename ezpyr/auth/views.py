@@ -49,8 +49,11 @@ def landing_url(request, user) -> str:
     return request.route_url("home")
 
 
-def record_failure(request, username: str, reason: str) -> None:
-    request.activity.record("auth.login_failed", username, reason, username=username, user=None)
+def record_failure(request, known_name: str, reason: str) -> None:
+    """A failed sign-in in the activity log: the account's name, or "an
+    unknown name" (what was typed is often a password, and is not kept)."""
+    request.activity.record("auth.login_failed", known_name or "(an unknown name)", reason,
+                            username=known_name, user=None)
 
 
 @view_config(route_name="auth.login", renderer="auth/login.jinja2",
@@ -59,10 +62,10 @@ def login(request):
     form = LoginForm.from_request(request)
     if request.method == "POST" and form.validate():
         result = AuthService(request.dbsession, request.passwords).check_password(
-            form.username.data, form.password.data
+            form.username.data, form.password.data, request.remote_addr or ""
         )
         if result.user is None:
-            record_failure(request, form.username.data, result.reason)
+            record_failure(request, result.known_name, result.reason)
             form.form_errors.append(result.reason)
         elif result.needs_code:
             return begin_second_factor(request, result.user)
@@ -102,7 +105,7 @@ def second_factor(request):
     form = CodeForm.from_request(request)
     if request.method == "POST" and form.validate():
         result = AuthService(request.dbsession, request.passwords).check_code(
-            user, form.code.data, request.totp
+            user, form.code.data, request.totp, request.remote_addr or ""
         )
         if result.user is not None:
             return complete_sign_in(request, result.user)

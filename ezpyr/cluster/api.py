@@ -7,12 +7,13 @@ credential.
 """
 from __future__ import annotations
 
-import json
 import logging
 
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import exception_view_config, view_config
+from sqlalchemy.exc import IntegrityError
 
+from ezpyr.cluster import schemas
 from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.resolve import Resync, backup_dir, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
@@ -22,10 +23,7 @@ from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, NotGranted, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
 from ezpyr.replication.outbox import ResendImpossible, provenance, resend_from
-from ezpyr.replication.verify import (
-    DEFAULT_CHUNK_ROWS, MAX_PAGE_ROWS, MAX_SPLITS, checksum_page, row_hash_page, rows_by_id,
-    split_checksums, tables_by_name,
-)
+from ezpyr.replication.verify import checksum_page, row_hash_page, rows_by_id, split_checksums, tables_by_name
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +45,50 @@ def api_error(exc, request):
     return {"error": exc.message, "code": exc.code} if exc.code else {"error": exc.message}
 
 
+def socket_peer(request) -> str:
+    """The address of the connection itself, which is what a grant names.
+
+    Behind the production sample's reverse proxy, waitress's
+    ``trusted_proxy`` rewrites ``REMOTE_ADDR`` from ``X-Forwarded-For``
+    for connections from the proxy; the cluster API must not believe that
+    header, so it reads the peer of the socket from waitress's channel.
+    Under any other server (and WebTest) ``REMOTE_ADDR`` is the socket's."""
+    channel = getattr(request.environ.get("waitress.client_disconnected"), "__self__", None)
+    address = getattr(channel, "addr", None)
+    if isinstance(address, tuple) and address and address[0]:
+        return str(address[0])
+    return request.environ.get("REMOTE_ADDR", "")
+
+
+def remember_nonce(request, nonce: str) -> bool:
+    """Record ``nonce`` in a transaction of its own, committed at once: a
+    request refused later (or failing) must not give its nonce back for a
+    replay. False when it was seen before (also when a concurrent request
+    carrying it got there first)."""
+    session = request.registry["dbsession_factory"]()
+    try:
+        fresh = ClusterService(session).remember_nonce(nonce, FRESHNESS_SECONDS)
+        session.commit()
+        return fresh
+    except IntegrityError:
+        session.rollback()
+        return False
+    finally:
+        session.close()
+
+
+def body(request, model: type[schemas.Body]) -> schemas.Body:
+    """The request's body as ``model``, or a 400 that says what is wrong."""
+    try:
+        return schemas.parse(model, request.body)
+    except schemas.BadBody as error:
+        raise ApiError(400, f"bad request: {error}") from None
+
+
 def authenticate(request):
     """The peer a request comes from; raises a 403 response otherwise."""
     service = ClusterService(request.dbsession)
-    address = request.remote_addr or ""
+    address = socket_peer(request)
     try:
         if not service.is_granted(address):
             raise NotGranted(f"address {address} is not granted (ezpyr-grant-host)")
@@ -60,7 +98,7 @@ def authenticate(request):
         nonce = _check_any(accepted_secrets(peer, request.secret_box), request)
         if request.headers.get(HEADER_NODE) != peer.id:
             raise Refused("request from an unknown node")
-        if not service.remember_nonce(nonce, FRESHNESS_SECONDS):
+        if not remember_nonce(request, nonce):
             raise Refused("replayed request")
     except Refused as refusal:
         log.warning("cluster API request refused from %s: %s", address, refusal)
@@ -101,74 +139,25 @@ def status(request):
 @api_view(route_name="cluster.api.resend", request_method="POST")
 def resend(request):
     authenticate(request)
+    asked = body(request, schemas.Resend)
     try:
-        body = json.loads(request.body or b"{}")
-        origin, epoch, seq = str(body["origin"]), int(body["epoch"]), int(body["seq"])
-    except (ValueError, KeyError, TypeError):
-        raise ApiError(400, "expected JSON with origin, epoch and seq") from None
-    try:
-        count = resend_from(request.dbsession.connection(), origin, epoch, seq)
+        count = resend_from(request.dbsession.connection(), asked.origin, asked.epoch, asked.seq)
     except ResendImpossible as error:
         raise ApiError(409, str(error)) from None
     if count:
-        wake_after_commit(request.dbsession, origin)
+        wake_after_commit(request.dbsession, asked.origin)
     return {"requeued": count}
 
 
-def _json_body(request) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        raise ApiError(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
-
-
-def _table(name):
-    table = tables_by_name().get(name) if isinstance(name, str) else None
-    if table is None:
-        raise ApiError(400, f"{name!r} is not a replicated table")
-    return table
-
-
-def _key_bound(body: dict, name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not (isinstance(value, str) and len(value) <= 64):
-        raise ApiError(400, f"{name} must be a row key (a string) or null")
-    return value
-
-
-def _page(body: dict):
-    """(table, after, upto, limit) of a verify page request."""
-    table = _table(body.get("table"))
-    limit = body.get("limit", DEFAULT_CHUNK_ROWS)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_ROWS:
-        raise ApiError(400, f"limit must be a whole number from 1 to {MAX_PAGE_ROWS}")
-    return table, _key_bound(body, "after"), _key_bound(body, "upto"), limit
-
-
-def _ids(body: dict, most: int = 5000) -> list[str]:
-    ids = body.get("ids", [])
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ApiError(400, "ids must be a list of row keys (strings)")
-    if len(ids) > most:
-        raise ApiError(400, f"at most {most} ids per request")
-    return ids
-
-
-def _splits(body: dict, after: str | None, upto: str | None) -> list[str] | None:
+def _splits(page: schemas.SplitPage) -> list[str] | None:
     """The keys a page is cut at, if any: increasing, inside the range."""
-    splits = body.get("splits")
-    if splits is None:
+    if page.splits is None:
         return None
-    if not isinstance(splits, list) or len(splits) > MAX_SPLITS or not all(
-            isinstance(key, str) and len(key) <= 64 for key in splits):
-        raise ApiError(400, f"splits must be a list of at most {MAX_SPLITS} row keys (strings)")
-    bounds = ([after] if after is not None else []) + splits + ([upto] if upto is not None else [])
+    bounds = ([page.after] if page.after is not None else []) + list(page.splits) + (
+        [page.upto] if page.upto is not None else [])
     if any(low >= high for low, high in zip(bounds, bounds[1:])):
-        raise ApiError(400, "splits must be increasing keys between after and upto")
-    return splits
+        raise ApiError(400, "bad request: splits must be increasing keys between after and upto")
+    return list(page.splits)
 
 
 @api_view(route_name="cluster.api.checksums", request_method="POST")
@@ -176,70 +165,81 @@ def checksums(request):
     """Row count and checksum of at most ``limit`` rows of a key range, or
     of each part of it when ``splits`` cuts it."""
     authenticate(request)
-    body = _json_body(request)
-    table, after, upto, limit = _page(body)
-    splits = _splits(body, after, upto)
+    page = body(request, schemas.SplitPage)
+    splits = _splits(page)
+    table = tables_by_name()[page.table]
     connection = request.dbsession.connection()
     if splits is not None:
-        return split_checksums(connection, table, after, upto, splits, limit)
-    return checksum_page(connection, table, after, upto, limit)
+        return split_checksums(connection, table, page.after, page.upto, splits, page.limit)
+    return checksum_page(connection, table, page.after, page.upto, page.limit)
 
 
 @api_view(route_name="cluster.api.row_hashes", request_method="POST")
 def row_hashes(request):
     """The hash of each of at most ``limit`` rows of a key range."""
     authenticate(request)
-    table, after, upto, limit = _page(_json_body(request))
-    return row_hash_page(request.dbsession.connection(), table, after, upto, limit)
+    page = body(request, schemas.Page)
+    return row_hash_page(request.dbsession.connection(), tables_by_name()[page.table],
+                         page.after, page.upto, page.limit)
 
 
 @api_view(route_name="cluster.api.rows", request_method="POST")
 def rows(request):
     authenticate(request)
-    body = _json_body(request)
-    table = _table(body.get("table"))
-    return rows_by_id(request.dbsession.connection(), table, _ids(body))
+    asked = body(request, schemas.RowIds)
+    return rows_by_id(request.dbsession.connection(), tables_by_name()[asked.table], list(asked.ids))
 
 
 # -- setting up a secondary (signed with its one-time setup key) -------------
 
-def authenticate_setup(request) -> str:
+def authenticate_setup(request, begin: bool = False) -> str:
     """For a secondary awaiting setup: the request must come from a granted
-    address and be signed with the setup key. Returns the setup key."""
+    address and be signed with the setup key, which has not expired (nor,
+    for ``begin``, been used by an earlier Add). Returns the setup key."""
     service = ClusterService(request.dbsession)
     setup = SetupService(request.dbsession, request.secret_box)
-    address = request.remote_addr or ""
+    address = socket_peer(request)
     try:
         if not service.is_granted(address):
             raise NotGranted(f"address {address} is not granted")
         if service.node().role != SECONDARY:
             raise Refused(f"this node is {service.node().role}, not a secondary awaiting setup")
-        key = setup.setup_key()
-        if key is None:
-            raise Refused("this node has no setup key")
+        key = setup.usable_setup_key(begin=begin)
         nonce = check_signature(key, request.method, request.path_qs, request.body, request.headers)
-        if not service.remember_nonce(nonce, FRESHNESS_SECONDS):
+        if not remember_nonce(request, nonce):
             raise Refused("replayed request")
     except Refused as refusal:
         log.warning("cluster setup request refused from %s: %s", address, refusal)
         raise ApiError(403, f"refused: {refusal}", refusal.code) from None
+    except Invalid as refusal:
+        log.warning("cluster setup request refused from %s: %s", address, refusal.message)
+        raise ApiError(403, f"refused: {refusal.message}") from None
     return key
 
 
-def _sealed_body(request, key: str) -> dict:
+def _unsealed(request, key: str, model: type[schemas.Body]) -> schemas.Body:
+    """A setup request's payload: sealed under the setup key (setup.seal),
+    then checked against ``model`` once opened."""
+    envelope = body(request, schemas.Sealed)
     try:
-        return unseal(key, _json_body(request))
+        payload = unseal(key, envelope.model_dump())
     except NotSealed as error:
-        raise ApiError(400, str(error)) from None
-
-
-def _setup_call(request, action):
-    key = authenticate_setup(request)
-    body = _sealed_body(request, key)
+        raise ApiError(400, f"bad request: {error}") from None
     try:
-        return seal(key, action(SetupService(request.dbsession, request.secret_box), body))
+        return schemas.check(model, payload)
+    except schemas.BadBody as error:
+        raise ApiError(400, f"bad request: {error}") from None
+
+
+def _setup_call(request, model, action, begin: bool = False):
+    key = authenticate_setup(request, begin)
+    asked = _unsealed(request, key, model)
+    try:
+        return seal(key, action(SetupService(request.dbsession, request.secret_box), asked, key))
     except Invalid as error:
         raise ApiError(409, error.message) from None
+    except IntegrityError:
+        raise ApiError(409, "the rows sent clash with each other or lack the rows they refer to") from None
 
 
 @api_view(route_name="cluster.api.setup_hello", request_method="GET")
@@ -250,35 +250,44 @@ def setup_hello(request):
 
 @api_view(route_name="cluster.api.setup_begin", request_method="POST")
 def setup_begin(request):
-    def begin(service, body):
-        service.begin(body.get("primary") or {})
+    def begin(service, asked, _key):
+        service.begin(asked.primary.model_dump())
         settings = request.registry.settings
         return {"broker_url": settings.get("ezpyr.broker_public_url") or settings.get("ezpyr.broker_url", "")}
-    return _setup_call(request, begin)
+    return _setup_call(request, schemas.SetupBegin, begin, begin=True)
+
+
+def check_chunk(chunk: schemas.Chunk) -> schemas.Chunk:
+    try:
+        schemas.check_rows(chunk)
+    except schemas.BadBody as error:
+        raise ApiError(400, f"bad request: {error}") from None
+    return chunk
 
 
 @api_view(route_name="cluster.api.setup_chunk", request_method="POST")
 def setup_chunk(request):
-    return _setup_call(request, lambda service, body: {
-        "loaded": service.load(str(body.get("table")), list(body.get("rows") or []))})
+    def load(service, chunk, _key):
+        return {"loaded": service.load(chunk.table, check_chunk(chunk).rows)}
+    return _setup_call(request, schemas.Chunk, load)
 
 
 @api_view(route_name="cluster.api.setup_finish", request_method="POST")
 def setup_finish(request):
-    key = authenticate_setup(request)
-    service = SetupService(request.dbsession, request.secret_box)
-    try:
-        new_key = service.finish(_sealed_body(request, key), key)
-    except Invalid as error:
-        raise ApiError(409, error.message) from None
-    if new_key is not None:
-        service.adopt_key(new_key, request.tm.get())
-    return seal(key, {"role": "slave"})
+    def finish(service, asked, key):
+        new_key = service.finish(asked.model_dump(), key)
+        if new_key is not None:
+            service.adopt_key(new_key, request.tm.get())
+        return {"role": "slave"}
+    return _setup_call(request, schemas.SetupFinish, finish)
 
 
 @api_view(route_name="cluster.api.setup_abort", request_method="POST")
 def setup_abort(request):
-    return _setup_call(request, lambda service, body: service.abort() or {"aborted": True})
+    """Clears what an Add sent, and the setup key with it: a new Add needs a
+    new key (ezpyr-init CONFIG --secondary PRIMARY prints one)."""
+    return _setup_call(request, schemas.Empty,
+                       lambda service, _asked, _key: service.abort() or {"aborted": True})
 
 
 # -- switchover -------------------------------------------------------------
@@ -286,6 +295,7 @@ def setup_abort(request):
 @api_view(route_name="cluster.api.demote", request_method="POST")
 def api_demote(request):
     authenticate(request)
+    body(request, schemas.Empty)
     try:
         return demote(request.dbsession.connection())
     except Invalid as error:
@@ -295,6 +305,7 @@ def api_demote(request):
 @api_view(route_name="cluster.api.undemote", request_method="POST")
 def api_undemote(request):
     authenticate(request)
+    body(request, schemas.Empty)
     undemote(request.dbsession.connection())
     return {"role": ClusterService(request.dbsession).node().role}
 
@@ -302,11 +313,11 @@ def api_undemote(request):
 @api_view(route_name="cluster.api.handed_over", request_method="POST")
 def api_handed_over(request):
     authenticate(request)
-    body = _json_body(request)
+    asked = body(request, schemas.HandedOver)
     try:
-        handed_over(request.dbsession.connection(), str(body.get("master")), int(body.get("epoch", 0)))
-    except (Invalid, ValueError) as error:
-        raise ApiError(409, getattr(error, "message", str(error))) from None
+        handed_over(request.dbsession.connection(), asked.master, asked.epoch)
+    except Invalid as error:
+        raise ApiError(409, error.message) from None
     return {"role": "slave"}
 
 
@@ -315,14 +326,14 @@ def api_handed_over(request):
 @api_view(route_name="cluster.api.provenance", request_method="POST")
 def api_provenance(request):
     authenticate(request)
-    body = _json_body(request)
-    table = _table(body.get("table"))
-    return provenance(request.dbsession.connection(), table.name, _ids(body))
+    asked = body(request, schemas.RowIds)
+    return provenance(request.dbsession.connection(), asked.table, list(asked.ids))
 
 
 @api_view(route_name="cluster.api.backup", request_method="POST")
 def api_backup(request):
     authenticate(request)
+    body(request, schemas.Empty)
     settings = request.registry.settings
     path = write_backup(request.dbsession.connection(), backup_dir(settings),
                         settings.get("ezpyr.node_name", "node"))
@@ -332,6 +343,7 @@ def api_backup(request):
 @api_view(route_name="cluster.api.resync_begin", request_method="POST")
 def api_resync_begin(request):
     authenticate(request)
+    body(request, schemas.Empty)
     Resync(request.dbsession, resync_staging(request.registry.settings)).begin()
     return {"begun": True}
 
@@ -339,10 +351,10 @@ def api_resync_begin(request):
 @api_view(route_name="cluster.api.resync_chunk", request_method="POST")
 def api_resync_chunk(request):
     authenticate(request)
-    body = _json_body(request)
+    chunk = check_chunk(body(request, schemas.Chunk))
     resync = Resync(request.dbsession, resync_staging(request.registry.settings))
     try:
-        return {"loaded": resync.load(_table(body.get("table")).name, list(body.get("rows") or []))}
+        return {"loaded": resync.load(chunk.table, chunk.rows)}
     except Invalid as error:
         raise ApiError(409, error.message) from None
 
@@ -350,12 +362,14 @@ def api_resync_chunk(request):
 @api_view(route_name="cluster.api.resync_finish", request_method="POST")
 def api_resync_finish(request):
     authenticate(request)
-    body = _json_body(request)
+    asked = body(request, schemas.ResyncFinish)
     try:
         Resync(request.dbsession, resync_staging(request.registry.settings)).finish(
-            dict(body.get("vector") or {}), dict(body.get("counts") or {}))
+            dict(asked.vector), dict(asked.counts))
     except Invalid as error:
         raise ApiError(409, error.message) from None
+    except IntegrityError:
+        raise ApiError(409, "the rows sent clash with each other or lack the rows they refer to") from None
     return {"split_brain": False}
 
 
@@ -364,7 +378,7 @@ def api_rotate_secret(request):
     """The other node rolls a new cluster secret (ezpyr-cluster rotate-secret)."""
     authenticate(request)
     try:
-        receive_rotation(request.dbsession, request.secret_box, _json_body(request))
+        receive_rotation(request.dbsession, request.secret_box, body(request, schemas.RotateSecret).model_dump())
     except Invalid as error:
         raise ApiError(409, error.message) from None
     return {"rotated": True}

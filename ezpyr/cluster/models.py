@@ -80,7 +80,9 @@ class ApiNonce(Base):
 class SecondarySetup(Base):
     """On a secondary awaiting setup: which primary may set it up, and the
     one-time setup key (encrypted) that the primary's Add must sign with.
-    Deleted when the setup completes, so the key works once."""
+    The key expires at ``expires_at``; one Add may use it (``used_at`` is
+    set when it begins); the row is deleted when that Add finishes or is
+    aborted, so the key dies with it."""
 
     __tablename__ = "secondary_setup"
 
@@ -88,6 +90,8 @@ class SecondarySetup(Base):
     primary_address: Mapped[str] = mapped_column(String(255))
     setup_key_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class WorkerState(Base):

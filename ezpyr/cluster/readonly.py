@@ -81,15 +81,12 @@ def secondary_page(view, info):
         return view
 
     def wrapper(context, request):
-        from ezpyr.cluster.setup import SECONDARY, SetupService
+        from ezpyr.cluster.setup import SECONDARY
 
         node = request.this_node
         if node is not None and node.role == SECONDARY:
-            pending = SetupService(request.dbsession, request.secret_box).pending()
-            response = render_to_response(
-                "cluster/secondary.jinja2",
-                {"primary": pending.primary_address if pending else "", "node": node},
-                request=request)
+            # anyone can ask: the page names neither this node nor its primary
+            response = render_to_response("cluster/secondary.jinja2", {}, request=request)
             response.status = 503
             return response
         return view(context, request)

@@ -12,6 +12,7 @@ an abort, or the next begin, clears whatever arrived.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import secrets
@@ -23,6 +24,7 @@ from ezpyr.cluster.client import address_host
 from ezpyr.cluster.models import ClusterPeer, Link, SecondarySetup
 from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.snapshot import Chunk, clear_replicated, load_chunk, set_vector, table_counts
+from ezpyr.meta import utcnow
 from ezpyr.node.models import NodeIdentity, Role
 from ezpyr.replication.capture import REPLAYING
 from ezpyr.replication.models import OutboxEntry
@@ -31,6 +33,19 @@ from ezpyr.secretbox import SecretBox
 from ezpyr.validation import Invalid
 
 SECONDARY = Role.SECONDARY
+# How long a setup key works unless ezpyr.setup_key_minutes says otherwise.
+SETUP_KEY_MINUTES = 60
+NEW_KEY = "print a new one with ezpyr-init CONFIG --secondary PRIMARY_ADDRESS"
+
+
+def setup_key_minutes(settings) -> int:
+    try:
+        minutes = int((settings or {}).get("ezpyr.setup_key_minutes", SETUP_KEY_MINUTES))
+    except ValueError:
+        raise Invalid("ezpyr.setup_key_minutes must be a whole number of minutes") from None
+    if not 1 <= minutes <= 7 * 24 * 60:
+        raise Invalid("ezpyr.setup_key_minutes must be from 1 to 10080 (a week)")
+    return minutes
 
 
 def transfer_box(setup_key: str) -> Fernet:
@@ -81,24 +96,35 @@ class SetupService:
     def pending(self) -> SecondarySetup | None:
         return self.dbsession.get(SecondarySetup, 1)
 
-    def setup_key(self) -> str | None:
+    def usable_setup_key(self, begin: bool = False) -> str:
+        """The setup key, if it may sign this request: it exists, has not
+        expired and, for the request that begins an Add, was not used by an
+        earlier one. Raises Invalid saying which."""
         pending = self.pending()
-        return self.secret_box.decrypt(pending.setup_key_encrypted) if pending else None
+        if pending is None:
+            raise Invalid(f"this node has no setup key (a finished or aborted Add used it up): {NEW_KEY}")
+        if pending.expires_at is not None and pending.expires_at <= utcnow():
+            raise Invalid(f"the setup key expired at {pending.expires_at:%Y-%m-%d %H:%M} UTC: {NEW_KEY}")
+        if begin and pending.used_at is not None:
+            raise Invalid(f"the setup key was already used by an Add: {NEW_KEY}")
+        return self.secret_box.decrypt(pending.setup_key_encrypted)
 
-    def prepare(self, primary_address: str) -> str:
+    def prepare(self, primary_address: str, minutes: int = SETUP_KEY_MINUTES) -> tuple[str, dt.datetime]:
         """Make this node a secondary that ``primary_address`` may set up;
-        returns the new one-time setup key (shown once)."""
+        returns the new one-time setup key (shown once) and when it expires."""
         node = self.node()
         if node.role not in (SECONDARY, Role.STANDALONE):
             raise Invalid(f"this node is already {node.role} in a cluster")
         ClusterService(self.dbsession).grant(address_host(primary_address))
         key = new_setup_key()
+        expires = utcnow() + dt.timedelta(minutes=minutes)
         self.dbsession.execute(delete(SecondarySetup))
         self.dbsession.add(SecondarySetup(id=1, primary_address=primary_address,
-                                          setup_key_encrypted=self.secret_box.encrypt(key)))
+                                          setup_key_encrypted=self.secret_box.encrypt(key),
+                                          expires_at=expires))
         node.role = SECONDARY
         self.dbsession.flush()
-        return key
+        return key, expires
 
     def hello(self) -> dict:
         hello = ClusterService(self.dbsession).hello()
@@ -115,6 +141,7 @@ class SetupService:
         for field in ("id", "address", "broker_url"):
             if not primary.get(field):
                 raise Invalid(f"the primary did not say its {field}")
+        self.pending().used_at = utcnow()  # the key begins one Add only
         connection = self._replaying()
         clear_replicated(connection)
         connection.execute(delete(OutboxEntry.__table__))
@@ -188,9 +215,11 @@ class SetupService:
         transaction.addAfterAbortHook(lambda: box.replace_key(old))
 
     def abort(self) -> None:
+        """Clear what an Add sent; the setup key dies with it."""
         connection = self._replaying()
         clear_replicated(connection)
         self.dbsession.execute(delete(ClusterPeer))
+        self.dbsession.execute(delete(SecondarySetup))
         self.dbsession.flush()
 
 

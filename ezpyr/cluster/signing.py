@@ -1,9 +1,15 @@
-"""Signing node-to-node requests: HMAC-SHA256 over the method, the path
-with its query, a timestamp, a nonce and the body's digest."""
+"""Signing node-to-node requests: HMAC-SHA256 over the calling node's id,
+the method, the path with its query, a timestamp, a nonce and the body's
+digest.
+
+Every header is checked for its shape before anything is computed from it,
+so a hostile value (a 400-digit timestamp, a megabyte nonce) is refused
+like any other bad signature, never an error of this node's."""
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 
@@ -14,10 +20,18 @@ HEADER_SIGNATURE = "X-Ezpyr-Signature"
 
 FRESHNESS_SECONDS = 60
 
+# What each header may look like: seconds since the epoch (at most 12
+# digits), a hex nonce, a hex HMAC-SHA256, a node id.
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+NONCE_RE = re.compile(r"[0-9a-f]{16,64}")
+SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
+NODE_RE = re.compile(r"[0-9A-Za-z-]{1,64}")
 
-def signature(secret: str, method: str, path: str, body: bytes, timestamp: str, nonce: str) -> str:
+
+def signature(secret: str, method: str, path: str, body: bytes, timestamp: str, nonce: str,
+              node_id: str = "") -> str:
     message = "\n".join([
-        method.upper(), path, timestamp, nonce, hashlib.sha256(body or b"").hexdigest(),
+        node_id, method.upper(), path, timestamp, nonce, hashlib.sha256(body or b"").hexdigest(),
     ]).encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
@@ -30,7 +44,7 @@ def sign_headers(secret: str, node_id: str, method: str, path: str, body: bytes 
         HEADER_NODE: node_id,
         HEADER_TIME: timestamp,
         HEADER_NONCE: nonce,
-        HEADER_SIGNATURE: signature(secret, method, path, body, timestamp, nonce),
+        HEADER_SIGNATURE: signature(secret, method, path, body, timestamp, nonce, node_id),
     }
 
 
@@ -56,22 +70,25 @@ class NotGranted(Refused):
 
 def check_signature(secret: str, method: str, path: str, body: bytes, headers,
                     now: float | None = None) -> str:
-    """Checks freshness and signature; returns the nonce (the caller checks
-    it was not seen before). Raises Refused."""
+    """Checks the headers' shape, freshness and signature (which covers the
+    ``X-Ezpyr-Node`` header too); returns the nonce (the caller checks it
+    was not seen before). Raises Refused."""
     timestamp = headers.get(HEADER_TIME, "")
     nonce = headers.get(HEADER_NONCE, "")
     given = headers.get(HEADER_SIGNATURE, "")
+    node_id = headers.get(HEADER_NODE, "")
     if not (timestamp and nonce and given):
         raise Refused("unsigned request")
-    try:
-        age = abs((now if now is not None else time.time()) - int(timestamp))
-    except ValueError:
-        raise Refused("bad timestamp") from None
+    if not TIMESTAMP_RE.fullmatch(timestamp):
+        raise Refused("bad timestamp")
+    age = abs((now if now is not None else time.time()) - int(timestamp))
     if age > FRESHNESS_SECONDS:
         raise Refused(f"stale request: its timestamp is {int(age)} s away from this node's clock")
-    if len(nonce) > 64:
+    if not NONCE_RE.fullmatch(nonce):
         raise Refused("bad nonce")
-    expected = signature(secret, method, path, body, timestamp, nonce)
+    if not SIGNATURE_RE.fullmatch(given) or not NODE_RE.fullmatch(node_id):
+        raise Refused("bad signature")
+    expected = signature(secret, method, path, body, timestamp, nonce, node_id)
     if not hmac.compare_digest(expected, given):
         raise BadSignature("bad signature")
     return nonce

@@ -128,7 +128,7 @@ class Conversation:
             password = self.ask(f"ezpyr password for {self.username}: ", secret=True)
             with self.env.session() as db:
                 result = AuthService(db, self.service.passwords).check_password(
-                    self.username, password)
+                    self.username, password, self.client or "")
                 user_id = result.user.id if result.user else None
                 needs_code = result.needs_code
             if user_id is None:
@@ -138,7 +138,7 @@ class Conversation:
                 auth = AuthService(db, self.service.passwords)
                 user = db.scalars(select(User).where(User.username == self.username)).one()
                 if auth.is_locked(self.username):
-                    reason = auth.check_password(self.username, "").reason
+                    reason = auth.check_password(self.username, "", self.client or "").reason
                 elif user.suspended:
                     reason = SUSPENDED
                 else:
@@ -151,7 +151,8 @@ class Conversation:
             with self.env.session() as db:
                 user = db.get(User, user_id)
                 totp = TotpService(db, self.service.secret_box, UsedSteps(db))
-                result = AuthService(db, self.service.passwords).check_code(user, code, totp)
+                result = AuthService(db, self.service.passwords).check_code(user, code, totp,
+                                                                            self.client or "")
             if result.user is None:
                 self.refuse(result.reason)
         self.record("gateway.sign_in", self.username)

@@ -8,22 +8,46 @@ two commands, ``r''m`` reads ``rm``), where "matches" means
 command; anchor with ``^`` to match only a command's start).
 :meth:`GuardService.check` is the one place this is decided; the gateway
 service and the panel's test box both call it.
+
+The gateway runs every rule on every line a user types, so no pattern may
+take long: patterns are matched with the ``regex`` module (the same syntax
+as Python's ``re``) under a time limit per simple command, and a line a rule
+cannot decide within it is refused (the guard fails closed). A pattern that
+backtracks catastrophically on a probe line is refused when it is saved.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+import regex
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ezpyr.guard.lines import simple_commands
+from ezpyr.paging import cap_search
 from ezpyr.guard.models import CommandRule
 from ezpyr.users.models import User, UserGroup
 from ezpyr.validation import Invalid
 
 MAX_PATTERN = 500
 MAX_DESCRIPTION = 2000
+# Seconds one rule may take on one command line before the line is refused.
+MATCH_SECONDS = 0.05
+# A pattern is tried on these when saved; it must decide each within
+# MATCH_SECONDS (runs of one character, with and without an end that fails).
+PROBE_LENGTH = 40
+
+
+def probes(pattern: str) -> list[str]:
+    """Lines that make a backtracking pattern show it: long runs of each
+    character the pattern names, then a character that breaks the match."""
+    characters = {c for c in pattern if c.isprintable() and not c.isspace()} | {"a", " ", "0"}
+    lines = []
+    for c in sorted(characters):
+        lines += [c * PROBE_LENGTH, c * PROBE_LENGTH + "\x00", (c + " ") * (PROBE_LENGTH // 2) + "\x00"]
+    return lines
 
 
 def check_pattern(pattern: str | None) -> str:
@@ -38,23 +62,35 @@ def check_pattern(pattern: str | None) -> str:
         )
     if "\n" in pattern or "\r" in pattern:
         raise Invalid("A pattern must be on one line.", "pattern")
+    if any(ord(c) < 32 or ord(c) == 127 for c in pattern):
+        raise Invalid("A pattern must not hold control characters (write \\t, \\x00 … instead).",
+                      "pattern")
     try:
         re.compile(pattern)
-    except re.error as error:
+        compiled = regex.compile(pattern)
+    except (re.error, regex.error) as error:
         raise Invalid(f"This is not a valid regular expression: {error}.", "pattern") from None
+    for line in probes(pattern):
+        try:
+            compiled.search(line, timeout=MATCH_SECONDS * 4)
+        except TimeoutError:
+            raise Invalid(
+                "This pattern can take exponential time on some lines (nested repetition such as "
+                "(a+)+ or (a|aa)+): the gateway would stall on them. Write it without a "
+                "repetition inside a repetition.", "pattern") from None
     return pattern
 
 
 def matches(rule: CommandRule, command: str) -> bool:
     """Whether ``rule`` refuses the command line ``command`` (one of its
-    simple commands matches). A stored pattern this Python cannot compile
-    refuses everything: the guard fails closed, and the test box shows which
-    rule to fix."""
+    simple commands matches). A stored pattern this Python cannot compile,
+    or one that cannot decide within MATCH_SECONDS, refuses: the guard fails
+    closed, and the test box shows which rule to fix."""
     try:
-        pattern = re.compile(rule.pattern)
-    except re.error:
+        return any(regex.search(rule.pattern, simple, timeout=MATCH_SECONDS) is not None
+                   for simple in simple_commands(command))
+    except (regex.error, TimeoutError):
         return True
-    return any(pattern.search(simple) for simple in simple_commands(command))
 
 
 def refusing_rules(rules, command: str) -> list:
@@ -97,6 +133,7 @@ class GuardService:
         """Every rule, grouped by user group (groups by name, rules by
         pattern); ``text`` keeps rules whose pattern, description or group
         name contains it."""
+        text = cap_search(text)
         stmt = (
             select(CommandRule)
             .join(CommandRule.user_group)

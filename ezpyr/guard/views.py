@@ -4,6 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.paging import search_text
 from ezpyr.guard.forms import CommandRuleForm, CommandTestForm
 from ezpyr.guard.services import GuardService
 from ezpyr.users.groups import UserGroupService
@@ -28,7 +29,7 @@ def _label(rule) -> str:
 
 @view_config(route_name="guard.list", renderer="guard/list.jinja2", permission="admin")
 def list_rules(request):
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     groups = GuardService(request.dbsession).grouped(q)
     return {"groups": groups, "q": q, "count": sum(len(g.rules) for g in groups)}
 

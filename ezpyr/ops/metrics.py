@@ -4,6 +4,7 @@ scrape (the worker records them there), so every panel process of a node
 reports the same figures."""
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import time
@@ -82,7 +83,10 @@ class ClusterCollector:
         self.dbsession = dbsession
 
     def collect(self):
-        from ezpyr.auth.models import LoginFailure
+        from ezpyr.auth.models import LoginThrottle
+        from ezpyr.auth.throttle import Throttle
+        from ezpyr.meta import utcnow
+        from ezpyr.settings.services import SettingsService
         from ezpyr.cluster.models import WorkerState
         from ezpyr.cluster.services import ClusterService
         from ezpyr.jobs.models import Job
@@ -152,16 +156,21 @@ class ClusterCollector:
         else:
             result = json.loads(verify.result or "{}") if verify.state == "done" else {}
             in_sync.add_metric([], -1 if verify.state == "failed" else 1 if result.get("in_sync") else 0)
-            from ezpyr.meta import utcnow
             age.add_metric([], max(0.0, (utcnow() - verify.finished_at).total_seconds()))
         yield in_sync
         yield age
-        failures = self.dbsession.scalar(select(func.coalesce(func.sum(LoginFailure.failures), 0)))
+        panel = SettingsService(self.dbsession).current()
+        throttle = Throttle(self.dbsession.get_bind(), panel.lockout_threshold, panel.lockout_minutes)
+        live = utcnow() - dt.timedelta(minutes=panel.lockout_minutes)
+        # every failure counts once under its account-and-address key
+        failures = self.dbsession.scalar(select(func.coalesce(func.sum(LoginThrottle.failures), 0)).where(
+            LoginThrottle.kind == "pair", LoginThrottle.window_started_at >= live))
         yield GaugeMetricFamily("ezpyr_login_failures", "Failed sign-ins counted toward lockouts now",
                                 value=float(failures or 0))
-        locked = self.dbsession.scalar(select(func.count()).select_from(LoginFailure)
-                                       .where(LoginFailure.locked_until > func.now()))
-        yield GaugeMetricFamily("ezpyr_login_locked_accounts", "Accounts locked out now", value=float(locked or 0))
+        locked = {h["username"] or h["address"] for h in throttle.throttled(self.dbsession)
+                  if h["kind"] in ("pair", "account")}
+        yield GaugeMetricFamily("ezpyr_login_locked_accounts",
+                                "Accounts locked out now (for at least one address)", value=float(len(locked)))
 
 
 class LagHistogram:

@@ -198,6 +198,25 @@ def users_list(a: Admin, args) -> Done:
     return Done(text, {"users": rows})
 
 
+def users_locked(a: Admin, args) -> Done:
+    """Who is held back from signing in on this node (the page Users → Sign-in lockouts)."""
+    holds = AuthService(a.dbsession, a.passwords).throttled()
+    rows = [{**h, "until": h["until"].isoformat() + "Z"} for h in holds]
+    text = table(["held back", "account", "address", "failures", "until (UTC)"],
+                 [[h["kind"], h["username"] or "-", h["address"] or "-", h["failures"],
+                   h["until"][:16].replace("T", " ")] for h in rows],
+                 "nobody is locked out on this node")
+    return Done(text, {"locked": rows})
+
+
+def users_release_address(a: Admin, args) -> Done:
+    address = args.address.strip()
+    if not AuthService(a.dbsession, a.passwords).throttle().unlock_address(a.dbsession, address):
+        raise Invalid(f"{address} is not locked out on this node.")
+    a.record("auth.release_address", address)
+    return Done(f"released {address}: it may sign in again on this node", {"released": address})
+
+
 def users_show(a: Admin, args) -> Done:
     d = user_data(a, a.user(args.username), with_keys=True)
     lines = [f"username:   {d['username']}", f"full name:  {d['full_name']}",
@@ -868,6 +887,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = action(users, "list", users_list, "every user (with --search: whose username, "
                "name or e-mail contains the text)")
     p.add_argument("--search", help="text to look for")
+    action(users, "locked", users_locked, "who is locked out of signing in on this node, and why")
+    p = action(users, "release-address", users_release_address,
+               "let an address that is locked out sign in again (on this node)")
+    p.add_argument("address")
     p = action(users, "show", users_show, "one user's details and SSH keys")
     p.add_argument("username")
     p = action(users, "add", users_add, "create a user; the password is generated and "

@@ -292,7 +292,7 @@ def create_rows(args, settings: dict, engine, say) -> str | None:
 def make_secondary(args, settings, dbsession, node, tm, say) -> None:
     """A node that waits for the primary's Add: no data of its own, only
     the primary's address granted, and a one-time setup key."""
-    from ezpyr.cluster.setup import SECONDARY, SetupService
+    from ezpyr.cluster.setup import SECONDARY, SetupService, setup_key_minutes
     from ezpyr.meta import replicated_tables
 
     if node.role not in ("standalone", SECONDARY):
@@ -306,11 +306,13 @@ def make_secondary(args, settings, dbsession, node, tm, say) -> None:
         raise Invalid("this node already holds data (" + ", ".join(holding) + "); a secondary must be "
                       "a new install, whose data comes from the primary")
     again = node.role == SECONDARY
-    key = SetupService(dbsession, secret_box_from_settings(settings)).prepare(args.secondary)
+    key, expires = SetupService(dbsession, secret_box_from_settings(settings)).prepare(
+        args.secondary, setup_key_minutes(settings))
     say(f"this node is a secondary awaiting setup from {args.secondary}"
         + (" (a new setup key replaces the earlier one)" if again else ""))
-    print(f"setup key: {key}  (shown once: on the primary's cluster page, enter this node's address "
-          f"{settings.get('ezpyr.node_address', '')} and this key, then Add)", flush=True)
+    print(f"setup key: {key}  (shown once; valid for one Add until {expires:%Y-%m-%d %H:%M} UTC: on the "
+          f"primary's cluster page, enter this node's address {settings.get('ezpyr.node_address', '')} "
+          "and this key, then Add)", flush=True)
     return None
 
 

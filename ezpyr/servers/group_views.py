@@ -4,7 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.paging import Page, page_number
+from ezpyr.paging import Page, page_number, search_text
 from ezpyr.servers.forms import ServerGroupForm
 from ezpyr.servers.services import ServerGroupService, plural
 from ezpyr.validation import Invalid
@@ -20,7 +20,7 @@ def _group_or_404(request, service):
 @view_config(route_name="server_groups.list", renderer="server_groups/list.jinja2", permission="admin")
 def list_groups(request):
     service = ServerGroupService(request.dbsession)
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     page = Page(request.dbsession, service.search(q), page_number(request))
     return {"page": page, "q": q, "counts": service.server_counts(page.items)}
 

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ezpyr.access.models import AccessRule
-from ezpyr.paging import counts_by
+from ezpyr.paging import counts_by, cap_search
 from ezpyr.secretbox import SecretBox
 from ezpyr.servers.models import AUTH_METHODS, Server, ServerGroup
 from ezpyr.users.services import USERNAME_RE
@@ -251,6 +251,7 @@ class ServerService:
         """Servers ordered by name; ``text`` keeps those whose name, host or
         description contains it; ``group`` a server group's id, or
         :data:`NO_GROUP` for the servers without one."""
+        text = cap_search(text)
         stmt = select(Server).order_by(Server.name)
         if text:
             stmt = stmt.where(or_(
@@ -391,6 +392,7 @@ class ServerGroupService:
         self.dbsession = dbsession
 
     def search(self, text: str = "") -> Select:
+        text = cap_search(text)
         stmt = select(ServerGroup).order_by(ServerGroup.name)
         if text:
             stmt = stmt.where(or_(

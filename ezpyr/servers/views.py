@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 
 from ezpyr.gateway.services import pinned_fingerprint
 from ezpyr.meta import utcnow
-from ezpyr.paging import Page, page_number
+from ezpyr.paging import Page, page_number, search_text
 from ezpyr.servers import csvio
 from ezpyr.servers.forms import ServerForm
 from ezpyr.servers.services import (
@@ -58,7 +58,7 @@ def _show_errors(form: ServerForm, error: InvalidServer) -> None:
 
 @view_config(route_name="servers.list", renderer="servers/list.jinja2", permission="admin")
 def list_servers(request):
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     group = request.params.get("group", "").strip()
     page = Page(request.dbsession, _service(request).search(q, group or None), page_number(request))
     query = {k: v for k, v in (("q", q), ("group", group)) if v}

@@ -10,6 +10,8 @@ def includeme(config):
 
     config.add_route("users.list", "/users")
     config.add_route("users.new", "/users/new")
+    config.add_route("users.locked", "/users/locked")
+    config.add_route("users.release_address", "/users/locked/release")
     config.add_route("users.edit", "/users/{id}/edit")
     config.add_route("users.suspend", "/users/{id}/suspend")
     config.add_route("users.reinstate", "/users/{id}/reinstate")

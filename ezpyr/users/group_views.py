@@ -4,7 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.paging import Page, page_number
+from ezpyr.paging import Page, page_number, search_text
 from ezpyr.users.forms import UserGroupForm
 from ezpyr.users.groups import UserGroupService
 from ezpyr.validation import Invalid
@@ -20,7 +20,7 @@ def _group_or_404(request, service):
 @view_config(route_name="user_groups.list", renderer="users/groups_list.jinja2", permission="admin")
 def list_groups(request):
     service = UserGroupService(request.dbsession)
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     page = Page(request.dbsession, service.search(q), page_number(request))
     return {"page": page, "q": q, "counts": service.member_counts(page.items)}
 

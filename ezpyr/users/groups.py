@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from ezpyr.access.models import AccessRule
 from ezpyr.guard.models import CommandRule
-from ezpyr.paging import counts_by
+from ezpyr.paging import counts_by, cap_search
 from ezpyr.users.models import User, UserGroup
 from ezpyr.validation import Invalid
 
@@ -16,6 +16,7 @@ class UserGroupService:
         self.dbsession = dbsession
 
     def search(self, text: str = "") -> Select:
+        text = cap_search(text)
         stmt = select(UserGroup).order_by(UserGroup.name)
         if text:
             stmt = stmt.where(UserGroup.name.contains(text, autoescape=True))
@@ -40,7 +41,9 @@ class UserGroupService:
             raise Invalid("A name is required.", "name")
         if len(name) > 100:
             raise Invalid("The name must be at most 100 characters.", "name")
-        clash = self.dbsession.scalars(select(UserGroup).where(UserGroup.name == name)).first()
+        # compared case-insensitively, as server names are ("Ops" and "ops" are one group)
+        clash = self.dbsession.scalars(select(UserGroup).where(
+            func.lower(UserGroup.name) == name.lower())).first()
         if clash is not None and clash is not group:
             raise Invalid(f"A user group named {name!r} already exists.", "name")
         return name

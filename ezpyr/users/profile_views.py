@@ -4,6 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.auth.services import AuthService
 from ezpyr.security import sign_in
 from ezpyr.users.forms import ChangePasswordForm, KeyForm
 from ezpyr.users.keys import UserKeyService
@@ -29,6 +30,9 @@ def change_password(request):
     form = ChangePasswordForm.from_request(request)
     if request.method == "POST" and form.validate():
         try:
+            # counted like a sign-in: a stolen session cannot guess the password
+            AuthService(request.dbsession, request.passwords).check_current_password(
+                user, form.current_password.data, request.remote_addr or "")
             UserService(request.dbsession, request.passwords).change_own_password(
                 user, form.current_password.data, form.new_password.data
             )

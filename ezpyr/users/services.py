@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from ezpyr.paging import cap_search
 from ezpyr.access.models import AccessRule
 from ezpyr.meta import utcnow
 from ezpyr.passwords import Passwords, policy_errors
@@ -61,6 +62,7 @@ class UserService:
         return self.dbsession.scalars(select(User).where(User.username == username)).first()
 
     def search(self, text: str = "") -> Select:
+        text = cap_search(text)
         stmt = select(User).order_by(User.username)
         if text:
             stmt = stmt.where(or_(
@@ -205,9 +207,11 @@ class UserService:
         self.set_password(user, new, skip_policy=True)
 
     def reset_totp(self, user: User) -> None:
-        """Turn the second factor off; the user may enrol again."""
+        """Turn the second factor off; the user may enrol again. Every
+        session of the user ends (one may be an attacker's who lacked the code)."""
         user.totp_enabled = False
         user.totp_secret = None
+        self.end_sessions(user)
         self.dbsession.flush()
 
     def dependants(self, user: User) -> dict[str, int]:

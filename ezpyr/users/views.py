@@ -7,7 +7,7 @@ from wtforms.fields.choices import SelectChoice
 
 from ezpyr.accounts.tasks import AccountTaskService
 from ezpyr.auth.services import AuthService
-from ezpyr.paging import Page, page_number
+from ezpyr.paging import Page, page_number, search_text
 from ezpyr.users.forms import KeyForm, NewUserForm, ResetPasswordForm, UserForm
 from ezpyr.users.groups import UserGroupService
 from ezpyr.users.keys import UserKeyService
@@ -41,7 +41,7 @@ def _is_locked(request, user) -> bool:
 
 @view_config(route_name="users.list", renderer="users/list.jinja2", permission="admin")
 def list_users(request):
-    q = request.params.get("q", "").strip()
+    q = search_text(request)
     page = Page(request.dbsession, _service(request).search(q), page_number(request))
     auth = AuthService(request.dbsession, request.passwords)
     return {
@@ -145,6 +145,26 @@ def unlock_user(request):
 
     return _action(request, unlock, "User {name} is unlocked on this node and may sign in again.",
                    "user.unlock")
+
+
+@view_config(route_name="users.locked", renderer="users/locked.jinja2", permission="admin",
+             request_method="GET")
+def locked_list(request):
+    """Who is being held back from signing in on this node, and why."""
+    auth = AuthService(request.dbsession, request.passwords)
+    return {"holds": auth.throttled(), "limits": auth.throttle().limits()}
+
+
+@view_config(route_name="users.release_address", permission="admin", request_method="POST")
+def release_address(request):
+    address = (request.POST.get("address") or "").strip()[:64]
+    if AuthService(request.dbsession, request.passwords).throttle().unlock_address(
+            request.dbsession, address):
+        request.activity.record("auth.release_address", address)
+        request.session.flash(f"Address {address} may sign in again on this node.", "success")
+    else:
+        request.session.flash("That address is not locked out on this node.", "warning")
+    return HTTPSeeOther(request.route_url("users.locked"))
 
 
 @view_config(route_name="users.password", renderer="users/password.jinja2", permission="admin")

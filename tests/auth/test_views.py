@@ -12,7 +12,7 @@ import pytest
 import ezpyr.security
 from ezpyr.activity.models import ActivityEntry
 from ezpyr.auth import views
-from ezpyr.auth.models import LoginFailure
+from ezpyr.auth.models import LoginThrottle
 from ezpyr.meta import utcnow
 from ezpyr.settings.services import SettingsService
 from ezpyr.users.models import User, UserGroup
@@ -43,7 +43,7 @@ def test_sign_in_and_land(testapp, plain_user, dbsession):
 def test_wrong_password_is_refused_with_the_attempts_left(testapp, plain_user, dbsession):
     res = password_step(testapp, "plainuser", "not it")
     assert res.status_int == 200
-    assert "Wrong username or password. 4 attempts left before the account is locked." in res
+    assert "Wrong username or password. 4 attempts left before the account is locked for your address." in res
     assert not signed_in(testapp)
     assert actions(dbsession) == ["auth.login_failed"]
 
@@ -61,19 +61,19 @@ def test_lockout_over_the_web(testapp, plain_user, dbsession):
     for _ in range(4):
         password_step(testapp, "plainuser", "not it")
     res = password_step(testapp, "plainuser", "not it")
-    assert "now locked for 15 minutes after 5 failed sign-ins in a row" in res
+    assert "now locked for your address for 15 minutes after 5 failed sign-ins" in res
     res = password_step(testapp, "plainuser")  # the right password
     assert res.status_int == 200
-    assert "This account is locked after 5 failed sign-ins in a row. Try again in 15 minutes" in res
+    assert "This account is locked for your address after too many failed sign-ins. Try again in 15 minutes" in res
     assert not signed_in(testapp)
     # the lock runs out
-    failure = dbsession.get(LoginFailure, "plainuser")
-    failure.locked_until = utcnow() - dt.timedelta(minutes=1)
+    dbsession.query(LoginThrottle).update(
+        {LoginThrottle.window_started_at: utcnow() - dt.timedelta(minutes=16)})
     dbsession.commit()
     assert password_step(testapp, "plainuser").status_int == 303
     assert signed_in(testapp)
     dbsession.expire_all()
-    assert dbsession.get(LoginFailure, "plainuser") is None
+    assert dbsession.query(LoginThrottle).filter_by(kind="pair").count() == 0
 
 
 def test_four_failures_then_a_success_resets_the_count(testapp, plain_user, dbsession):
@@ -81,7 +81,7 @@ def test_four_failures_then_a_success_resets_the_count(testapp, plain_user, dbse
         password_step(testapp, "plainuser", "not it")
     assert password_step(testapp, "plainuser").status_int == 303
     dbsession.expire_all()
-    assert dbsession.get(LoginFailure, "plainuser") is None
+    assert dbsession.query(LoginThrottle).filter_by(kind="pair").count() == 0
 
 
 def test_unknown_names_look_like_known_ones(testapp, plain_user):
@@ -133,10 +133,10 @@ def test_wrong_code_is_refused_and_counted(testapp, totp_user, dbsession):
     res = code_step(testapp, wrong_code(secret))
     assert res.status_int == 200
     assert 'id="code-error">That code is not right.' in res
-    assert "4 attempts left before the account is locked" in res
+    assert "4 attempts left before the account is locked for your address" in res
     assert not signed_in(testapp)
     dbsession.expire_all()
-    assert dbsession.get(LoginFailure, "tess").failures == 1
+    assert dbsession.query(LoginThrottle).filter_by(kind="pair", username="tess").one().failures == 1
     assert actions(dbsession) == ["auth.login_failed"]
     # the right code still works in the same sign-in
     assert code_step(testapp, code_now(secret)).status_int == 303
@@ -150,7 +150,7 @@ def test_wrong_codes_lock_the_account(testapp, totp_user, dbsession):
         assert code_step(testapp, wrong_code(secret)).status_int == 200
     res = code_step(testapp, wrong_code(secret))
     assert res.status_int == 303 and urlparse(res.location).path == "/login"
-    assert "The account is now locked for 15 minutes" in res.follow()
+    assert "The account is now locked for your address for 15 minutes" in res.follow()
     # the pending sign-in is gone, and the password alone no longer helps
     assert urlparse(testapp.get("/login/2fa").location).path == "/login"
     res = password_step(testapp, "tess")

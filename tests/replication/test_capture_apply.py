@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 import ezpyr.replication.capture  # noqa: F401 - installs the capture listeners
 from ezpyr.activity.models import ActivityEntry
-from ezpyr.auth.models import LoginFailure
+from ezpyr.auth.models import LoginThrottle
 from ezpyr.database import make_engine, make_session_factory
-from ezpyr.meta import replicated_tables
+from ezpyr.meta import replicated_tables, utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import apply_batch, version_vector
 from ezpyr.replication.capture import ACTOR, NodeIsReadOnly, sequence_pending
@@ -158,7 +158,7 @@ def test_node_local_tables_are_never_captured(nodes):
     master, _ = nodes
     with master.sessions() as s:
         s.add_all([ActivityEntry(action="auth.login", username="x"),
-                   LoginFailure(username="x", failures=1)])
+                   LoginThrottle(key="all", kind="all", failures=1, window_started_at=utcnow())])
         s.commit()
     assert master.outbox() == []
 

@@ -21,7 +21,7 @@ import webtest
 from sqlalchemy import select
 
 from ezpyr.activity.models import ActivityEntry
-from ezpyr.auth.models import EndedSession, LoginFailure
+from ezpyr.auth.models import EndedSession, LoginThrottle
 from ezpyr.guard.services import GuardService
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry
@@ -376,10 +376,11 @@ NO_REPLICATED_CHANGE = {
     "users.list": "list page",
     "users.keys": "list page (adding and deleting keys have their own routes)",
     # node-local writes only
-    "users.unlock": "clears the node-local login_failures row",
-    "auth.login": "login_failures, ended_sessions and the activity log are node-local",
+    "users.unlock": "clears the node-local login_throttle rows",
+    "users.release_address": "clears the node-local login_throttle rows",
+    "auth.login": "login_throttle, ended_sessions and the activity log are node-local",
     "auth.logout": "ended_sessions and the activity log are node-local",
-    "auth.totp": "login_failures, totp_last_steps and the activity log are node-local",
+    "auth.totp": "login_throttle, totp_last_steps and the activity log are node-local",
     # the cluster page: each node's own state and background jobs
     "cluster.view": "status page",
     "cluster.add": "starts a node-local job; the copy to the new node runs outside the request",
@@ -638,7 +639,7 @@ def test_a_failed_sign_in_adds_no_entry(testapp, node, plain_user, dbsession):
     before = outbox(dbsession)
     assert "Wrong username or password." in login(testapp, "plainuser", "not it")
     dbsession.expire_all()
-    assert dbsession.get(LoginFailure, "plainuser").failures == 1
+    assert dbsession.query(LoginThrottle).filter_by(kind="pair", username="plainuser").one().failures == 1
     assert dbsession.query(ActivityEntry).filter_by(action="auth.login_failed").count() == 1
     assert new_entries(dbsession, before) == []
 
@@ -670,11 +671,11 @@ def test_unlocking_an_account_adds_no_entry(admin_app, wsgi_app, node, dbsession
     for _ in range(5):  # the default lockout threshold
         login(elsewhere, "alice", "wrong")
     dbsession.expire_all()
-    assert dbsession.get(LoginFailure, "alice").locked_until is not None
+    assert dbsession.query(LoginThrottle).filter_by(kind="pair", username="alice").one().failures == 5
     res = ok(post(browser, f"/users/{user.id}/unlock", form_url=f"/users/{user.id}/edit"))
     assert "unlocked on this node" in res.follow()
     dbsession.expire_all()
-    assert dbsession.get(LoginFailure, "alice") is None
+    assert dbsession.query(LoginThrottle).filter_by(username="alice").count() == 0
     assert dbsession.query(ActivityEntry).filter_by(action="user.unlock").count() == 1
     assert new_entries(dbsession, browser.before) == []
 

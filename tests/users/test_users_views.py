@@ -8,7 +8,7 @@ import pytest
 
 from ezpyr.access.models import AccessRule
 from ezpyr.activity.models import ActivityEntry
-from ezpyr.auth.models import LoginFailure
+from ezpyr.auth.models import LoginThrottle
 from ezpyr.servers.models import ServerGroup
 from ezpyr.users.models import User, UserKey
 from tests.factories import PASSWORD, login, make_admin, make_user, make_user_group, post
@@ -60,10 +60,10 @@ def test_list_shows_role_group_state_2fa_keys_and_lock(admin_app, dbsession, pas
     bob = make_user(dbsession, passwords, "bob")
     bob.suspended, bob.totp_enabled = True, True
     dbsession.commit()
+    make_user(dbsession, passwords, "carol")
     browser = new_browser()
     for _ in range(5):
-        login(browser, "carol", "wrong")  # locks the name "carol" on this node
-    make_user(dbsession, passwords, "carol")
+        login(browser, "carol", "wrong")  # locks carol for the browser's address on this node
 
     page = admin_app.get("/users")
     rows = {m.group(1): m.group(0) for m in re.finditer(
@@ -344,7 +344,7 @@ def test_unlock_a_locked_account(admin_app, dbsession, passwords, new_browser):
     res = post(admin_app, f"/users/{alice.id}/unlock", form_url=f"/users/{alice.id}/edit")
     assert "User alice is unlocked on this node" in res.follow()
     dbsession.expire_all()
-    assert dbsession.query(LoginFailure).count() == 0
+    assert dbsession.query(LoginThrottle).filter_by(username="alice").count() == 0
     login(browser, "alice")
     assert signed_in(browser)
 
