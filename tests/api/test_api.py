@@ -98,6 +98,21 @@ def test_servers_round_trip_through_the_panels_services(testapp, tokens, dbsessi
     assert any(a == "api.api.server" and d == "via API token script-rw" for a, d in actions)  # reads too
 
 
+def test_api_writes_are_captured(testapp, tokens, dbsession):
+    """One API write is one outbox entry naming what it changed, signed by
+    the token's owner, like the panel's forms."""
+    from ezpyr.replication.models import OutboxEntry
+    before = {e.id for e in dbsession.scalars(select(OutboxEntry))}
+    made = testapp.post_json("/api/v1/servers", {"name": "web9", "host": "10.0.0.9"}, headers=tokens.rw,
+                             status=201)
+    testapp.delete(f"/api/v1/servers/{made.json['id']}", headers=tokens.rw)
+    dbsession.commit()
+    entries = [e for e in dbsession.scalars(select(OutboxEntry).order_by(OutboxEntry.id)) if e.id not in before]
+    assert [sorted({(c["table"], c["op"]) for c in json.loads(e.changes)}) for e in entries] == [
+        [("servers", "upsert")], [("servers", "delete")]]
+    assert {e.actor for e in entries} == {"root_admin"}
+
+
 def test_invalid_input_is_422_per_field_and_changes_nothing(testapp, tokens, dbsession):
     answer = testapp.post_json("/api/v1/servers", {"name": "bad name!", "host": "a b", "port": 70000},
                                headers=tokens.rw, status=422)

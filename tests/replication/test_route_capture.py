@@ -25,6 +25,7 @@ from ezpyr.auth.models import EndedSession, LoginThrottle
 from ezpyr.guard.services import GuardService
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.models import OutboxEntry
+from ezpyr.users.models import User
 from ezpyr.users.services import UserService
 from tests.auth.conftest import code_now, code_step, enable_totp, password_step, wrong_code
 from tests.auth.test_views import enrolment_secret
@@ -293,6 +294,34 @@ def _(c):
     return {("servers", "delete"), ("access_rules", "delete")}
 
 
+@case("gateway.host_key_reset")
+def _(c):
+    server = make_server(c.db, c.secret_box, "web1")
+    server.host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    c.db.commit()
+    ok(post(c.app, f"/servers/{server.id}/host-key/reset"))
+    return {("servers", "upsert")}
+
+
+# API tokens (replicated: a token works on both nodes)
+
+@case("tokens.new")
+def _(c):
+    admin = c.db.scalars(select(User).where(User.role == "admin")).first()
+    ok(post(c.app, "/api-tokens/new", {"name": "sync", "owner": admin.id, "read_only": "y"}), 200)
+    return {("api_tokens", "upsert")}
+
+
+@case("tokens.revoke")
+def _(c):
+    from ezpyr.api.tokens import TokenService
+    admin = c.db.scalars(select(User).where(User.role == "admin")).first()
+    token, _secret = TokenService(c.db).create("sync", admin)
+    c.db.commit()
+    ok(post(c.app, f"/api-tokens/{token.id}/revoke"))
+    return {("api_tokens", "delete")}
+
+
 @case("servers.import")
 def _(c):
     make_server_group(c.db, "web")
@@ -391,6 +420,13 @@ NO_REPLICATED_CHANGE = {
     "cluster.resolve": ("the preview only reads; the confirmation starts a node-local job, which writes "
                         "its changes as one outbox entry itself (record_changes; see the reference "
                         "story in tests/functional/test_replication_cluster.py)"),
+    # system accounts and the gateway's sessions: node-local tables
+    "accounts.reconcile": "starts a node-local job; account tasks are node-local",
+    "accounts.reset_fingerprint": "the pinned SSH host keys of the nodes are node-local",
+    "gateway.sessions": "list page (gateway sessions are node-local)",
+    "gateway.session": "session page",
+    "gateway.session_cast": "download of a recording",
+    "gateway.session_terminate": "flags a node-local session row",
     # jobs are node-local
     "jobs.view": "job page",
     "jobs.status": "job progress (JSON)",
@@ -398,7 +434,9 @@ NO_REPLICATED_CHANGE = {
 # The node-to-node API (signed by the other node): what it writes is this
 # node's own bookkeeping, or the peer's changes applied as a replay, which
 # by design is not captured again.
-NO_REPLICATED_CHANGE_PREFIXES = ("cluster.api.",)
+# The REST API authenticates with bearer tokens, not this test's session:
+# tests/api/test_api.py::test_api_writes_are_captured checks its writes.
+NO_REPLICATED_CHANGE_PREFIXES = ("cluster.api.", "api.")
 
 
 def routes_taking_post(app) -> dict[str, str]:
