@@ -67,10 +67,15 @@ def _is_mysql(connection: Connection) -> bool:
 
 
 def _sql_row_text(connection: Connection, table: Table) -> str:
-    """SQL for one row as text: every column in hex, NULL-safe, unambiguous."""
+    """SQL for one row as text, the way pt-table-checksum makes it: the
+    columns joined by a separator (the ASCII unit separator, which no
+    stored text holds in practice), then a flag per column telling NULL
+    from empty. Cheaper than hexing every column, which doubles the bytes
+    hashed."""
     quote = connection.dialect.identifier_preparer.quote
-    parts = [f"IFNULL(HEX({quote(c.name)}), '-')" for c in table.columns]
-    return f"CONCAT_WS('|', {', '.join(parts)})"
+    names = [quote(c.name) for c in table.columns]
+    flags = ", ".join(f"ISNULL({name})" for name in names)
+    return f"CONCAT_WS(CHAR(31 USING utf8mb4), {', '.join(names)}, CONCAT({flags}))"
 
 
 def _sql_row_hash(connection: Connection, table: Table) -> str:
@@ -313,8 +318,9 @@ def verify(connection: Connection, peer: Peer, *, progress=None, max_rows: int =
     this node compared so far."""
     limit = max(1, min(int(chunk_rows), MAX_PAGE_ROWS))
     tables = replicated_tables()
+    # counted only to show progress (a count reads every row's key once more)
     counts = {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
-              for t in tables}
+              for t in tables} if progress else {}
     total, done = sum(counts.values()), 0
     reports = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-peer") as other_node:
