@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ezpyr.cluster.client import PeerTls
 from ezpyr.cluster.models import ClusterPeer
+from ezpyr.meta import replicated_tables
 from ezpyr.replication.schema import code_revision
 from ezpyr.scripts.failures import one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
@@ -31,6 +32,7 @@ def main(argv=None):
         print(f"ezpyr-worker: no such config file: {args.config}", file=sys.stderr)
         return 2
     env = NodeEnv(args.config)
+    replicated_tables()  # imports every model now, not while the first change waits to be applied
     try:
         with env.engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
