@@ -2,7 +2,7 @@
 "Web1" beside "web1", and the panel's name check is an index seek
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0018
 Create Date: 2026-11-25 18:55:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ from sqlalchemy.dialects import mysql
 
 
 revision = '0015'
-down_revision = '0010'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
