@@ -529,9 +529,9 @@ def server_fields(i: int) -> dict:
 
 
 def _writer_thread(env, box, name_check: str, next_job, out: list, prefix: str, pace) -> None:
-    """name_check "panel": ServerService.create as the panel calls it; "indexed": the same
-    service with the name-uniqueness check by the unique index (``name = :name``) instead of
-    the panel's ``lower(name) = :name``, which scans the whole table on every create."""
+    """name_check "panel": ServerService.create as the panel calls it (its name check seeks the
+    case-insensitive unique index on MariaDB); "indexed": the same service with the bench's own
+    exact-name lookup (``name = :name``)."""
     from sqlalchemy import select
     from ezpyr.activity.services import ActivityLog
     from ezpyr.servers.models import Server

@@ -516,8 +516,9 @@ def main(argv=None):
                    help="b: writer processes the writers are spread over (1: one panel-like process)")
     p.add_argument("--max-seconds", type=float, default=30, help="b: seconds per side (30)")
     p.add_argument("--name-check", choices=["panel", "indexed"], default="panel",
-                   help="a, b: the server-name check as the panel does it (lower(name) = …, a full scan) "
-                        "or by the unique index (default panel)")
+                   help="a, b: the server-name check as the panel does it (ServerLookup.name_owner: on MariaDB "
+                        "a seek of the case-insensitive unique index) or the bench's own exact-name lookup "
+                        "(default panel)")
     p.add_argument("--via", choices=["services", "http"], default="services",
                    help="a, b: how changes are made: ServerService in a NodeEnv session per change, as the panel's "
                         "view calls it (default), or the panel's New server form over HTTP to pserve (signed in "
@@ -526,9 +527,8 @@ def main(argv=None):
     p.add_argument("--catchup", type=int, default=100_000, help="c: backlog of changes (100,000, as the anchor)")
     p.add_argument("--catchup-procs", type=int, default=4, help="c: writer processes (4)")
     p.add_argument("--catchup-threads", type=int, default=2, help="c: threads per writer process (2)")
-    p.add_argument("--catchup-name-check", choices=["panel", "indexed"], default="indexed",
-                   help="c: see --name-check; default indexed, because the panel's full-scan check makes "
-                        "writing 100,000 servers quadratic (about 15 ms a create at 100,000 rows)")
+    p.add_argument("--catchup-name-check", choices=["panel", "indexed"], default="panel",
+                   help="c: see --name-check (default panel)")
     p.add_argument("--verify-rows", type=int, default=1_000_000, help="d: servers rows (1,000,000, as the anchor)")
     p.add_argument("--changed", type=int, default=10, help="d: rows changed on the slave (10)")
     p.add_argument("--timeout", type=float, default=1800, help="longest wait for any one step (s)")

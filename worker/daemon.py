@@ -17,6 +17,7 @@ from ezpyr.accounts.runner import AccountsLoop
 from ezpyr.accounts.settings import AccountSettings
 from ezpyr.cluster.client import PeerTls
 from ezpyr.cluster.models import ClusterPeer
+from ezpyr.meta import replicated_tables
 from ezpyr.replication.schema import code_revision
 from ezpyr.scripts.failures import one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
@@ -34,6 +35,7 @@ def main(argv=None):
         print(f"ezpyr-worker: no such config file: {args.config}", file=sys.stderr)
         return 2
     env = NodeEnv(args.config)
+    replicated_tables()  # imports every model now, not while the first change waits to be applied
     try:
         with env.engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()

@@ -215,7 +215,10 @@ class RelayLoop:
                     while not self.stop_event.is_set():
                         count = relay.run_once()
                         self.published += count
-                        if count == 0:
+                        # less than a batch: all that was numbered is sent; a
+                        # commit since then has woken us again (no second
+                        # round of queries only to find nothing)
+                        if count < relay.batch:
                             break
                         self.state = "publishing"
                     failures = 0

@@ -9,6 +9,8 @@ secondary's half-made copy and leaves this node as it was.
 from __future__ import annotations
 
 import secrets
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
 
@@ -113,17 +115,31 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
     begun = _sealed_call(client, setup_key, "/cluster/api/setup/begin", {"primary": primary})
     try:
         sequence_committed(engine)  # the copy's vector then counts all that was committed
-        with engine.connect() as conn:
+        # One thread sends the chunks, in order, while this one reads the
+        # next: the secondary loads a chunk while the primary reads another.
+        with engine.connect() as conn, ThreadPoolExecutor(1, thread_name_prefix="add-copy") as sender:
             vector, chunks = read_snapshot(conn)
             counts = table_counts(conn)  # inside the snapshot now
             total = sum(counts.values())
             done = 0
             progress(0, total, f"rows copied to the secondary: 0 of {total:,}")
-            for chunk in chunks:
-                _sealed_call(client, setup_key, "/cluster/api/setup/chunk",
-                             {"table": chunk.table, "rows": chunk.rows})
-                done += len(chunk.rows)
+            in_flight = deque()
+
+            def wait_oldest():
+                nonlocal done
+                rows, sent = in_flight.popleft()
+                sent.result()
+                done += rows
                 progress(done, total, f"rows copied to the secondary: {done:,} of {total:,}")
+
+            for chunk in chunks:
+                in_flight.append((len(chunk.rows), sender.submit(
+                    _sealed_call, client, setup_key, "/cluster/api/setup/chunk",
+                    {"table": chunk.table, "rows": chunk.rows})))
+                if len(in_flight) > 1:
+                    wait_oldest()
+            while in_flight:
+                wait_oldest()
             conn.rollback()
         progress(total, total, "preparing the change queues of both nodes")
         declare_change_queues(settings["ezpyr.broker_url"], hello["node_id"], begun["broker_url"], node["id"],

@@ -8,11 +8,10 @@ package (a source checkout).
 """
 from __future__ import annotations
 
+import configparser
 from functools import lru_cache
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,9 +28,14 @@ def use_config(config_file: str | None) -> None:
     global _script_location
     location = None
     if config_file:
+        path = str(config_file).split("#")[0]
+        # read as alembic reads it (%(here)s is the ini's folder), without
+        # importing alembic: most commands never need it
+        parser = configparser.ConfigParser(defaults={"here": str(Path(path).resolve().parent)})
         try:
-            location = Config(str(config_file).split("#")[0]).get_main_option("script_location")
-        except Exception:  # noqa: BLE001 - an ini alembic cannot read: keep the default
+            parser.read(path)
+            location = parser.get("alembic", "script_location", fallback=None)
+        except (configparser.Error, OSError, UnicodeDecodeError):  # an unreadable ini: keep the default
             location = None
     if not location or not Path(location).is_dir():
         location = DEFAULT_SCRIPT_LOCATION
@@ -42,7 +46,10 @@ def use_config(config_file: str | None) -> None:
 
 
 @lru_cache(maxsize=1)
-def _scripts() -> ScriptDirectory:
+def _scripts():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", _script_location)
     return ScriptDirectory.from_config(cfg)

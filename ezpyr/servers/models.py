@@ -4,11 +4,19 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ezpyr.meta import Base, Replicated, Timestamp, utcnow
 
 AUTH_METHODS = ("key", "password")
+
+# Server names are unique whatever their case. On MariaDB the column compares
+# without case, so its unique index says so itself and finding a name in any
+# case is one index seek (names are ASCII letters, digits, '.', '_', '-', for
+# which this collation is exactly lower-casing).
+CASELESS_NAME = "utf8mb4_general_ci"
+ServerName = String(100).with_variant(mysql.VARCHAR(100, collation=CASELESS_NAME), "mysql", "mariadb")
 
 
 class ServerGroup(Replicated, Base):
@@ -24,7 +32,7 @@ class ServerGroup(Replicated, Base):
 class Server(Replicated, Base):
     __tablename__ = "servers"
 
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(ServerName, unique=True)
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer, default=22)
     remote_user: Mapped[str] = mapped_column(String(32), default="root")

@@ -188,10 +188,14 @@ class ServerLookup:
         self.dbsession = dbsession
 
     def name_owner(self, name: str) -> str | None:
-        """The id of the server that has ``name`` (case-insensitively)."""
-        return self.dbsession.scalars(
-            select(Server.id).where(func.lower(Server.name) == name.lower())
-        ).first()
+        """The id of the server that has ``name`` (case-insensitively): on
+        MariaDB the column compares without case (an index seek), on SQLite
+        by lower-casing both."""
+        if self.dbsession.get_bind().dialect.name in ("mysql", "mariadb"):
+            same_name = Server.name == name
+        else:
+            same_name = func.lower(Server.name) == name.lower()
+        return self.dbsession.scalars(select(Server.id).where(same_name)).first()
 
     def group_by_id(self, group_id: str) -> ServerGroup | None:
         return self.dbsession.get(ServerGroup, group_id)
@@ -245,7 +249,10 @@ class ServerService:
         return self.dbsession.get(Server, server_id)
 
     def by_name(self, name: str) -> Server | None:
-        return self.dbsession.scalars(select(Server).where(Server.name == name)).first()
+        """The server named exactly ``name`` (ServerLookup.name_owner finds
+        it in another case)."""
+        server = self.dbsession.scalars(select(Server).where(Server.name == name)).first()
+        return server if server is not None and server.name == name else None
 
     def search(self, text: str = "", group: str | None = None) -> Select:
         """Servers ordered by name; ``text`` keeps those whose name, host or

@@ -105,7 +105,7 @@ def test_verify_pages_hash_at_most_limit_rows_and_say_where_they_stopped(testapp
     ids = sorted(g.id for g in dbsession.query(UserGroup))
     first = post_signed(testapp, "/cluster/api/checksums",
                         {"table": "user_groups", "after": None, "upto": None, "limit": 10}).json
-    assert first["count"] == 10 and first["upto"] == ids[9] and len(first["checksum"]) == 8
+    assert first["count"] == 10 and first["upto"] == ids[9] and len(first["checksum"]) == 16
     rest = post_signed(testapp, "/cluster/api/checksums",
                        {"table": "user_groups", "after": ids[9], "upto": None, "limit": 100}).json
     assert rest["count"] == 20 and rest["upto"] is None

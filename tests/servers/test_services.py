@@ -1,5 +1,7 @@
 """ServerService and ServerGroupService: the rules, without the web pages."""
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from ezpyr.access.models import AccessRule
 from ezpyr.servers.models import Server, ServerGroup
@@ -8,6 +10,7 @@ from ezpyr.servers.services import (
     InvalidServer,
     ServerGroupService,
     ServerInput,
+    ServerLookup,
     ServerService,
     check_host,
     check_port,
@@ -93,6 +96,26 @@ def test_duplicate_name_is_refused_case_insensitively(dbsession, secret_box):
         with pytest.raises(InvalidServer) as info:
             service.create(ServerInput(name=name, host="h.example.net"))
         assert info.value.field == "name" and "already exists" in info.value.message
+
+
+def test_by_name_is_exact_and_the_lookup_finds_any_case(dbsession, secret_box):
+    server = make_server(dbsession, secret_box, "Web1")
+    service = ServerService(dbsession, secret_box)
+    assert service.by_name("Web1") is server
+    assert service.by_name("WEB1") is None
+    assert ServerLookup(dbsession).name_owner("wEb1") == server.id
+
+
+def test_on_mariadb_the_database_refuses_a_name_in_another_case_and_the_check_seeks_the_index(
+        dbsession, secret_box):
+    if dbsession.get_bind().dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("SQLite compares names by lower-casing both sides")
+    make_server(dbsession, secret_box, "web1")
+    plan = dbsession.execute(text("EXPLAIN SELECT id FROM servers WHERE name = 'WEB1'")).mappings().all()
+    assert [row["key"] for row in plan] == ["uq_servers_name"]
+    dbsession.add(Server(name="WEB1", host="h.example.net"))
+    with pytest.raises(IntegrityError):
+        dbsession.flush()
 
 
 def test_password_is_stored_only_encrypted(dbsession, secret_box):
