@@ -80,7 +80,12 @@ def unseal(setup_key: str, body: dict) -> dict:
 
 
 def new_setup_key() -> str:
-    return secrets.token_urlsafe(24)
+    """A one-time key; never one starting with "-", which a command line
+    (``--setup-key KEY``) would take for an option."""
+    while True:
+        key = secrets.token_urlsafe(24)
+        if not key.startswith("-"):
+            return key
 
 
 class SetupService:

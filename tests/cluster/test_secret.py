@@ -44,8 +44,11 @@ def test_the_other_node_hands_over_a_new_secret(testapp, dbsession, peer, secret
 
 def test_a_secret_not_sealed_with_the_cluster_secret_is_refused(testapp, dbsession, peer, secret_box):
     for payload in ({"secret": _transfer_box("a guess").encrypt(b"mine now").decode()},
-                    {"secret": "not a token"}, {"secret": 5}, {}):
-        res = post(testapp, payload, status=409)
+                    {"secret": "not a token"}):
+        res = post(testapp, payload, status=409)  # well-formed, but not readable with this node's secret
+        assert "error" in res.json
+    for payload in ({"secret": 5}, {}, {"secret": "x" * 1001}):
+        res = post(testapp, payload, status=400)  # not the endpoint's schema
         assert "error" in res.json
     assert secrets(dbsession, secret_box) == (SECRET, None, None)
 
