@@ -122,11 +122,9 @@ def apply_batch(connection: Connection, messages: list[ChangeMessage]) -> BatchR
         unknown = unknown_to_origin({**here, **vector}, message)
         if unknown:
             known = message.known
-            result.conflict = (
-                f"the other node made change {message.seq} of its stream without knowing "
-                + ", ".join(f"{seq - known.seq((o, e))} change(s) of stream "
-                            f"{o[:8]}:{e}" for (o, e), seq in unknown.items())
-                + " held here")
+            missed = sum(seq - known.seq(stream) for stream, seq in unknown.items())
+            result.conflict = (f"the other node made a change without knowing {missed} "
+                               f"change{'s' if missed != 1 else ''} held here")
             result.conflict_epoch = message.epoch
             break
         for change in message.changes:

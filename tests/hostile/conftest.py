@@ -19,7 +19,7 @@ from sqlalchemy import select
 from ezpyr.meta import replicated_tables
 
 settings.register_profile(
-    "hostile", max_examples=40, deadline=None, derandomize=True,
+    "hostile", max_examples=25, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large])
 settings.register_profile("hostile-long", parent=settings.get_profile("hostile"), max_examples=400,
