@@ -21,14 +21,9 @@ import base64
 import binascii
 import re
 
+from ezpyr.users.keys import KEY_TYPES  # the key types the panel accepts
+
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-KEY_TYPES = (
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-)
 KEY_RE = re.compile(r"^([a-z0-9-]{1,40}) ([A-Za-z0-9+/]{16,16384}={0,2})$")
 MAX_KEYS = 100
 OPS = ("ensure", "rename", "remove", "list")
