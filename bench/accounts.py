@@ -23,7 +23,7 @@ from benchlib import Node, Run, add_secondary, log, start_all, wait_connected  #
 from ezpyr.passwords import Passwords  # noqa: E402
 from ezpyr.scripts.node_env import NodeEnv  # noqa: E402
 from ezpyr.users.services import UserService  # noqa: E402
-from tests.accounts.sshd import NodeSshd, make_root, node_settings, provisioned_pair  # noqa: E402
+from support.sshd import NodeSshd, make_root, node_settings, provisioned_pair  # noqa: E402
 
 CHEAP_ARGON2 = {"ezpyr.argon2.time_cost": "1", "ezpyr.argon2.memory_cost": "1024",
                 "ezpyr.argon2.parallelism": "1"}

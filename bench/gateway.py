@@ -14,7 +14,7 @@ ezpyr-init. Then prints, gateway vs direct:
 
     .venv/bin/python bench/gateway.py [--runs 20] [--megabytes 200] [--keys 300]
 
-It borrows the test harness (tests/gateway/harness.py) for accounts, sshd
+It borrows the test harness (support/gateway.py) for accounts, sshd
 and the service, and removes its account, files and processes at the end.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from ezpyr.servers.models import Server  # noqa: E402
 from ezpyr.users.groups import UserGroupService  # noqa: E402
 from ezpyr.users.keys import UserKeyService  # noqa: E402
 from ezpyr.users.services import UserService  # noqa: E402
-from tests.gateway import harness  # noqa: E402
+from support import gateway as harness  # noqa: E402
 
 # not the tests' ezgw_ prefix: a test run sweeps those
 USER, TARGET, GROUP = "ezbench_gw", "ezbench_target", "ezbench_users"

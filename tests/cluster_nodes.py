@@ -4,29 +4,22 @@ processes that a test can kill -9 and start again."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sqlalchemy import select
 
 from ezpyr.replication.apply import version_vector
 from ezpyr.scripts.node_env import NodeEnv
+from support.net import free_port, wait_until  # noqa: F401 (tests import them from here)
 from tests.backends import broker_url, drop_database, new_database
 from tests.conftest import CHEAP_ARGON2, ROOT
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "Admin-pass-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 INI = """[app:main]
@@ -71,16 +64,6 @@ formatter = generic
 [formatter_generic]
 format = %(asctime)s %(levelname)-5.5s [%(name)s][%(threadName)s] %(message)s
 """
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s: {message or predicate}")
 
 
 class ClusterNode:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from ezpyr.secretbox import generate_key, write_key_file
-from tests.accounts.sshd import NodeSshd, node_settings, provisioned_pair
+from support.sshd import NodeSshd, node_settings, provisioned_pair
 from tests.cluster_nodes import ClusterNode, pair
 
 

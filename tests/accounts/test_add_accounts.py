@@ -6,7 +6,7 @@ import json
 from ezpyr.passwords import Passwords
 from ezpyr.secretbox import generate_key, write_key_file
 from ezpyr.users.services import UserService
-from tests.accounts.sshd import node_settings, provisioned_pair
+from support.sshd import node_settings, provisioned_pair
 from tests.cluster_nodes import ClusterNode
 from tests.conftest import CHEAP_ARGON2
 

@@ -12,7 +12,7 @@ from ezpyr.accounts import requests
 from ezpyr.accounts.client import AgentLink, FingerprintChanged
 from ezpyr.accounts.provisioning import ensure_key, public_key
 from ezpyr.accounts.requests import Refused
-from tests.accounts.sshd import SHELL, NodeSshd
+from support.sshd import SHELL, NodeSshd
 
 KEY_A = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHV0K1M6Ryr/hvA0Sl5vK2V2P6KMmt7tBA2fpW0yXbTB")
 KEY_B = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO5r8FQHsSs3Vw8ZP6DNT1m6mB9ggHzoYEYQKRU1Hq/m")

@@ -19,7 +19,7 @@ from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.users.keys import UserKeyService
 from tests.conftest import SECRET_KEY
 from tests.factories import PASSWORD, make_user, make_user_group
-from tests.gateway import harness
+from support import gateway as harness
 
 if os.geteuid() != 0:  # pragma: no cover - the project's machines run tests as root
     pytest.skip("the gateway tests make system accounts: they run as root",

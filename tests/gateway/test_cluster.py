@@ -21,7 +21,7 @@ from ezpyr.users.services import UserService
 from tests.cluster_nodes import make_cluster, wait_until
 from tests.conftest import CHEAP_ARGON2
 from tests.factories import PASSWORD
-from tests.gateway import harness
+from support import gateway as harness
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import SECRET_KEY
 from tests.factories import PASSWORD
-from tests.gateway import harness
+from support import gateway as harness
 
 
 def as_account(name: str, code: str) -> subprocess.CompletedProcess:

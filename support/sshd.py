@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cluster_nodes import free_port, wait_until
+from support.net import free_port, wait_until
 
 SSHD = "/usr/sbin/sshd"
 BIN = Path(sys.executable).parent

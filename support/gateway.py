@@ -17,17 +17,14 @@ from pathlib import Path
 
 import pexpect
 
+from support.net import free_port
+
 ACCOUNT_PREFIX = "ezgw_"
 GATEWAY_GROUP = "ezgw_users"
 VENV_BIN = Path(sys.executable).parent
 EZSH_HOME = Path("/tmp/ezgw-ezsh")  # the test accounts' login shell lives here
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TOP = Path(__file__).resolve().parents[1]  # the checkout
 
 
 def run(*argv: str) -> None:
@@ -153,11 +150,10 @@ def install_ezsh(directory: Path) -> Path:
     lives under /root (mode 0700) on this machine, where the accounts cannot
     run it, so the same entry point is run by the system's Python 3.11: ezsh
     needs nothing but the standard library and ezpyr.gateway."""
-    top = Path(__file__).resolve().parents[2]
     path = directory / "ezsh"
     path.write_text("#!/usr/bin/python3 -I\n"
                     "import sys\n"
-                    f"sys.path.insert(0, {str(top)!r})\n"
+                    f"sys.path.insert(0, {str(TOP)!r})\n"
                     "from ezpyr.gateway.shell import main\n"
                     "sys.exit(main())\n")
     os.chmod(path, 0o755)
@@ -167,7 +163,7 @@ def install_ezsh(directory: Path) -> Path:
 def gateway_block(socket_path: Path, ezsh: Path, group: str = GATEWAY_GROUP) -> str:
     """The Match Group block of config/sshd-gateway.conf, pointed at this
     test's ezsh and service socket."""
-    block = (Path(__file__).resolve().parents[2] / "config" / "sshd-gateway.conf").read_text()
+    block = (TOP / "config" / "sshd-gateway.conf").read_text()
     block = block.replace("/opt/ezpyr/.venv/bin/ezsh", str(ezsh))
     block = block.replace("Match Group ezpyr-users", f"Match Group {group}")
     block = block.replace("/run/ezpyr/gateway.sock", str(socket_path))
@@ -222,7 +218,7 @@ def write_ini(path: Path, url: str, secret_key: str, socket_path: Path, log_dir:
              "ezpyr.argon2.parallelism = 1"]
     lines += [f"{k.replace('__', '.')} = {v}" for k, v in extra.items()]
     lines += ["", "[alembic]",
-              f"script_location = {Path(__file__).resolve().parents[2] / 'alembic'}"]
+              f"script_location = {TOP / 'alembic'}"]
     lines += ["", "[loggers]", "keys = root", "[handlers]", "keys = console",
               "[formatters]", "keys = generic", "[logger_root]", "level = INFO",
               "handlers = console", "[handler_console]", "class = StreamHandler",
