@@ -34,6 +34,7 @@ def make_app(settings: dict):
         config.include(".errors")
         config.include(".ops")
         config.include(".routes")
+        config.include(".services")
         config.include(".activity")
         config.include(".auth")
         config.include(".home")

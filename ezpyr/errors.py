@@ -34,6 +34,8 @@ def own_session_for_error_pages(view, info):
 
     def wrapper(context, request):
         request.dbsession = outside_session(request)
+        if "services" in request.__dict__:  # made on the failed session: make them anew
+            request.services = request.services.on(request.dbsession)
         return view(context, request)
 
     return wrapper

@@ -6,14 +6,13 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ezpyr.access.forms import AccessRuleForm, grouped_choices
-from ezpyr.access.services import AccessService
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.validation import Invalid
 
 
 @view_config(route_name="access.list", renderer="access/list.jinja2", permission="admin")
 def list_rules(request):
-    service = AccessService(request.dbsession)
+    service = request.services.access
     q = search_text(request)
     page = Page(request.dbsession, service.search(q), page_number(request))
     return {"page": page, "q": q}
@@ -21,7 +20,7 @@ def list_rules(request):
 
 @view_config(route_name="access.new", renderer="access/form.jinja2", permission="admin")
 def new_rule(request):
-    service = AccessService(request.dbsession)
+    service = request.services.access
     form = AccessRuleForm.from_request(request)
     form.subject.choices = grouped_choices("— a user group or a user —", service.subject_choices())
     form.target.choices = grouped_choices("— a server group or a server —", service.target_choices())
@@ -40,7 +39,7 @@ def new_rule(request):
 
 @view_config(route_name="access.delete", renderer="access/delete.jinja2", permission="admin")
 def delete_rule(request):
-    service = AccessService(request.dbsession)
+    service = request.services.access
     rule = service.get(request.matchdict["id"])
     if rule is None:
         raise HTTPNotFound("No such access rule.")
@@ -55,7 +54,7 @@ def delete_rule(request):
 
 @view_config(route_name="access.effective", renderer="access/effective.jinja2", permission="admin")
 def effective_access(request):
-    service = AccessService(request.dbsession)
+    service = request.services.access
     asked = request.params.get("user", "").strip()
     user = service.find_user(asked) if asked else None
     error = ""
@@ -70,5 +69,5 @@ def effective_access(request):
 def my_servers(request):
     q = search_text(request)
     user = request.authenticated_user
-    reaches = AccessService(request.dbsession).effective_access(user, q)
+    reaches = request.services.access.effective_access(user, q)
     return {"q": q, "user": user, "reaches": reaches}

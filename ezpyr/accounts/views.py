@@ -10,8 +10,8 @@ from ezpyr.accounts.client import NAMES, NodeUnreachable
 from ezpyr.accounts.models import TARGETS
 from ezpyr.accounts.runner import reconcile, reset_fingerprint
 from ezpyr.accounts.settings import AccountSettings
-from ezpyr.accounts.tasks import CHANNEL, AccountTaskService, targets
-from ezpyr.jobs.services import JobService, start_after_commit
+from ezpyr.accounts.tasks import CHANNEL, targets
+from ezpyr.jobs.services import start_after_commit
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.replication.wake import wake_relay
@@ -26,7 +26,7 @@ def account_summary(request) -> dict:
     """``request.account_summary``: per node, its SSH address, pin and
     tasks, for the cluster page and the users page."""
     settings = _settings(request)
-    service = AccountTaskService(request.dbsession)
+    service = request.services.account_tasks
     counts = service.counts()
     nodes = []
     for target in targets(request.dbsession.connection()):
@@ -44,7 +44,7 @@ def reset_fingerprint_view(request):
     target = request.matchdict["node"]
     if target not in TARGETS:
         raise HTTPNotFound("No such node: this or other.")
-    pin = AccountTaskService(request.dbsession).pin(target)
+    pin = request.services.account_tasks.pin(target)
     if request.method == "POST":
         presented = request.POST.get("presented", "")
         if pin is None or not pin.presented or presented != pin.presented:
@@ -86,7 +86,7 @@ def reconcile_work(engine, settings: AccountSettings, nodes: list[str]):
 
 @view_config(route_name="accounts.reconcile", request_method="POST", permission="admin")
 def start_reconcile(request):
-    jobs = JobService(request.dbsession)
+    jobs = request.services.jobs
     job = jobs.running("accounts.reconcile")
     nodes = targets(request.dbsession.connection())
     if job is None:  # one already running is followed, not started twice

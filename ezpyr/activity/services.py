@@ -77,27 +77,3 @@ def csv_cell(value) -> str:
         return "'" + text
     return text
 
-
-_CURRENT = object()
-
-
-class RequestActivity:
-    """``request.activity``: records on behalf of the request's user and address."""
-
-    def __init__(self, request):
-        self.request = request
-
-    def record(self, action: str, target: str = "", details: str = "", *,
-               username=None, user=_CURRENT):
-        """``user`` defaults to the signed-in user; pass None (and a
-        ``username``) for attempts by someone not signed in."""
-        request = self.request
-        log = ActivityLog(request.dbsession, request.registry.settings.get("ezpyr.node_name", ""))
-        return log.record(
-            action, target, details,
-            user=request.authenticated_user if user is _CURRENT else user,
-            username=username,
-            # the socket's address, or the trusted proxy's word for it (waitress's
-            # trusted_proxy); never X-Forwarded-For as the client sent it
-            remote_addr=request.remote_addr or "",
-        )

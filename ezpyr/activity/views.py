@@ -14,7 +14,7 @@ PER_PAGE = 50
 
 
 def _log(request) -> ActivityLog:
-    return ActivityLog(request.dbsession, request.registry.settings.get("ezpyr.node_name", ""))
+    return request.services.activity.log
 
 
 def _filters(request) -> dict:

@@ -34,13 +34,12 @@ def includeme(config):
 def bearer_user(request):
     """The owner of the request's bearer token (None: no valid token; the
     reason is kept for the 401 answer)."""
-    from ezpyr.api.tokens import TokenService
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         request.environ["ezpyr.api_refusal"] = "send Authorization: Bearer <token>"
         return None
-    token, why = TokenService(request.dbsession).authenticate(secret.strip())
+    token, why = request.services.tokens.authenticate(secret.strip())
     if token is None:
         request.environ["ezpyr.api_refusal"] = why
         return None

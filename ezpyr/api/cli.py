@@ -2,7 +2,6 @@
 (registered into ezpyr-admin's parser by :func:`register`)."""
 from __future__ import annotations
 
-from ezpyr.api.tokens import TokenService
 from ezpyr.validation import Invalid
 
 
@@ -14,8 +13,8 @@ def token_data(token) -> dict:
 
 
 def tokens_list(a, args):
-    from ezpyr.scripts.admin import Done, table
-    rows = [token_data(t) for t in TokenService(a.dbsession).all()]
+    from ezpyr.cli import Done, table
+    rows = [token_data(t) for t in a.services.tokens.all()]
     text = table(["name", "owner", "starts with", "rights", "expires"],
                  [[r["name"], r["owner"], r["prefix"] + "…", "read-only" if r["read_only"] else "read-write",
                    (r["expires_at"] or "never") + (" (expired)" if r["expired"] else "")] for r in rows],
@@ -24,9 +23,9 @@ def tokens_list(a, args):
 
 
 def tokens_add(a, args):
-    from ezpyr.scripts.admin import Done
+    from ezpyr.cli import Done
     owner = a.user(args.owner)
-    token, secret = TokenService(a.dbsession).create(args.name, owner, read_only=not args.read_write,
+    token, secret = a.services.tokens.create(args.name, owner, read_only=not args.read_write,
                                                      expires_days=args.expires_days)
     a.record("token.create", token.name,
              f"owner {owner.username}, {'read-only' if token.read_only else 'read-write'}")
@@ -36,8 +35,8 @@ def tokens_add(a, args):
 
 
 def tokens_revoke(a, args):
-    from ezpyr.scripts.admin import Done
-    service = TokenService(a.dbsession)
+    from ezpyr.cli import Done
+    service = a.services.tokens
     token = service.by_name((args.name or "").strip())
     if token is None:
         raise Invalid(f"There is no token named {args.name!r}; ezpyr-admin CONFIG tokens list shows them.")
@@ -47,14 +46,14 @@ def tokens_revoke(a, args):
     return Done(f"revoked token {name}", {"revoked": name})
 
 
-def register(area, action) -> None:
-    tokens = area("tokens", "API tokens (the panel's API tokens page)")
-    action(tokens, "list", tokens_list, "every API token (never its secret)")
-    p = action(tokens, "add", tokens_add, "make a token; its secret is printed once")
+def register(cli) -> None:
+    tokens = cli.area("tokens", "API tokens (the panel's API tokens page)")
+    cli.action(tokens, "list", tokens_list, "every API token (never its secret)")
+    p = cli.action(tokens, "add", tokens_add, "make a token; its secret is printed once")
     p.add_argument("name", help="what it is for, e.g. 'inventory sync'")
     p.add_argument("--owner", required=True, metavar="USERNAME",
                    help="the user whose rights it has (at most)")
     p.add_argument("--read-write", action="store_true", help="may change things (default: read-only)")
     p.add_argument("--expires-days", metavar="DAYS", help="1 to 3650 (default: never)")
-    p = action(tokens, "revoke", tokens_revoke, "revoke a token: it stops working on both nodes")
+    p = cli.action(tokens, "revoke", tokens_revoke, "revoke a token: it stops working on both nodes")
     p.add_argument("name")

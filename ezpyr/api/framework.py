@@ -204,8 +204,7 @@ def endpoint(route_name: str, method: str, summary: str, **options):
                 request.tm.doom()
                 return _problem(error)
             if not spec.write:  # writes record their own entry, with what they changed
-                request.activity.record(f"api.{route_name}", request.environ.get("PATH_INFO", "")[:255],
-                                        _via(token))
+                request.activity.record(f"api.{route_name}", request.environ.get("PATH_INFO", "")[:255])
             if isinstance(result, Response):
                 return result
             response = Response(json.dumps(result, default=str), status=spec.status,
@@ -226,11 +225,6 @@ def _problem(error: ApiProblem) -> Response:
     return problem_response(error.status, error.message, error.fields, error.headers)
 
 
-def _via(token) -> str:
-    return f"via API token {token.name}" if token is not None else ""
-
-
 def record(request, action: str, target: str, details: str = "") -> None:
-    """A write's activity entry, naming the token it came through."""
-    via = _via(request.environ.get("ezpyr.api_token"))
-    request.activity.record(action, target, "; ".join(part for part in (details, via) if part))
+    """A write's activity entry (the actor's "via API token …" is added by the log)."""
+    request.activity.record(action, target, details)

@@ -7,14 +7,13 @@ from pyramid.view import view_config
 from sqlalchemy import select
 
 from ezpyr.api.forms import TokenForm
-from ezpyr.api.tokens import TokenService
 from ezpyr.users.models import User
 from ezpyr.validation import Invalid
 
 
 @view_config(route_name="tokens.list", request_method="GET", renderer="api/tokens.jinja2", permission="admin")
 def list_tokens(request):
-    return {"tokens": TokenService(request.dbsession).all()}
+    return {"tokens": request.services.tokens.all()}
 
 
 @view_config(route_name="tokens.new", renderer="api/token_new.jinja2", permission="admin")
@@ -27,7 +26,7 @@ def new_token(request):
     if request.method == "POST" and form.validate():
         owner = request.dbsession.get(User, form.owner.data)
         try:
-            token, secret = TokenService(request.dbsession).create(
+            token, secret = request.services.tokens.create(
                 form.name.data, owner, read_only=form.read_only.data, expires_days=form.expires_days.data)
         except Invalid as error:
             (getattr(form, error.field).errors if error.field and hasattr(form, error.field)
@@ -41,7 +40,7 @@ def new_token(request):
 
 @view_config(route_name="tokens.revoke", renderer="api/token_revoke.jinja2", permission="admin")
 def revoke_token(request):
-    service = TokenService(request.dbsession)
+    service = request.services.tokens
     token = service.get(request.matchdict["id"])
     if token is None:
         raise HTTPNotFound()

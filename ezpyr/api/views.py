@@ -13,7 +13,7 @@ from ezpyr.api.schemas import (
     ServerOut, ServerPage, ServerPatch,
 )
 from ezpyr.servers.models import Server, ServerGroup
-from ezpyr.servers.services import ServerGroupService, ServerInput, ServerService
+from ezpyr.servers.services import ServerInput, ServerService
 
 ME = route("api.me", "/me")
 CLUSTER = route("api.cluster", "/cluster")
@@ -39,8 +39,7 @@ def me(request):
 
 @endpoint(CLUSTER, "GET", "This node's cluster status", response=ClusterOut, tag="cluster")
 def cluster(request):
-    from ezpyr.cluster.services import ClusterService
-    state = ClusterService(request.dbsession).state().as_dict()
+    state = request.services.cluster.state().as_dict()
     return {key: state.get(key) for key in ClusterOut.model_fields}
 
 
@@ -55,7 +54,7 @@ def server_out(server: Server) -> dict:
 
 
 def _servers(request) -> ServerService:
-    return ServerService(request.dbsession, request.secret_box)
+    return request.services.servers
 
 
 def _server(request) -> Server:
@@ -134,7 +133,7 @@ def group_out(request, group: ServerGroup) -> dict:
 
 
 def _group(request) -> ServerGroup:
-    group = ServerGroupService(request.dbsession).get(request.matchdict["id"])
+    group = request.services.server_groups.get(request.matchdict["id"])
     if group is None:
         raise ApiProblem(404, "There is no server group with that id.")
     return group
@@ -145,7 +144,7 @@ def _group(request) -> ServerGroup:
 def list_groups(request):
     limit = limit_of(request)
     after = cursor_of(request, 2)
-    stmt = ServerGroupService(request.dbsession).search(query_text(request)).order_by(None).order_by(
+    stmt = request.services.server_groups.search(query_text(request)).order_by(None).order_by(
         ServerGroup.name, ServerGroup.id)
     if after is not None:
         stmt = stmt.where(or_(ServerGroup.name > after[0],
@@ -161,7 +160,7 @@ def list_groups(request):
           write=True, etag=True, tag="server groups")
 def create_group(request):
     data = body_of(request, ServerGroupIn)
-    group = ServerGroupService(request.dbsession).create(data.name, data.description)
+    group = request.services.server_groups.create(data.name, data.description)
     record(request, "server_group.create", group.name)
     return group_out(request, group)
 
@@ -177,7 +176,7 @@ def patch_group(request):
     group = _group(request)
     check_if_match(request, group_out(request, group))
     data = body_of(request, ServerGroupPatch)
-    ServerGroupService(request.dbsession).update(
+    request.services.server_groups.update(
         group, data.name if data.name is not None else group.name,
         data.description if data.description is not None else group.description)
     record(request, "server_group.update", group.name)
@@ -190,7 +189,7 @@ def delete_group(request):
     group = _group(request)
     check_if_match(request, group_out(request, group))
     name = group.name
-    removed = ServerGroupService(request.dbsession).delete(group)
+    removed = request.services.server_groups.delete(group)
     record(request, "server_group.delete", name)
     return {"deleted": name, "removed": removed}
 

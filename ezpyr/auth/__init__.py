@@ -1,8 +1,6 @@
-from ezpyr.auth.totp import TotpService, UsedSteps
-
-
-def totp(request) -> TotpService:
-    return TotpService(request.dbsession, request.secret_box, UsedSteps(request.dbsession))
+def request_totp(request):
+    """``request.totp``: the same as ``request.services.totp``."""
+    return request.services.totp
 
 
 def includeme(config):
@@ -12,4 +10,4 @@ def includeme(config):
     config.add_route("profile.totp", "/profile/2fa")
     config.add_route("profile.totp_disable", "/profile/2fa/disable")
 
-    config.add_request_method(totp, "totp", reify=True)
+    config.add_request_method(request_totp, "totp", property=True)

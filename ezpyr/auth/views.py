@@ -10,7 +10,6 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from ezpyr.auth.forms import CodeForm, LoginForm
-from ezpyr.auth.services import AuthService
 from ezpyr.auth.totp import TotpService
 from ezpyr.cluster.readonly import master_address
 from ezpyr.replication.capture import WRITABLE_ROLES
@@ -61,7 +60,7 @@ def record_failure(request, known_name: str, reason: str) -> None:
 def login(request):
     form = LoginForm.from_request(request)
     if request.method == "POST" and form.validate():
-        result = AuthService(request.dbsession, request.passwords).check_password(
+        result = request.services.auth.check_password(
             form.username.data, form.password.data, request.remote_addr or ""
         )
         if result.user is None:
@@ -104,7 +103,7 @@ def second_factor(request):
         return HTTPSeeOther(request.route_url("auth.login", _query=next_query(request)))
     form = CodeForm.from_request(request)
     if request.method == "POST" and form.validate():
-        result = AuthService(request.dbsession, request.passwords).check_code(
+        result = request.services.auth.check_code(
             user, form.code.data, request.totp, request.remote_addr or ""
         )
         if result.user is not None:

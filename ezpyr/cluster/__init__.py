@@ -1,22 +1,17 @@
 def cluster(request):
     """``request.cluster``: the cluster as this node sees it."""
-    from ezpyr.cluster.services import ClusterService
-
-    return ClusterService(request.dbsession)
+    return request.services.cluster
 
 
 def cluster_actions(request):
     """``request.cluster_actions``: the cluster page's actions on behalf of
     the signed-in admin."""
-    from ezpyr.cluster.actions import ClusterActions
-
-    return ClusterActions(request.dbsession, request.secret_box, request.registry.settings,
-                          request.authenticated_user.username, request.activity.record)
+    return request.services.cluster_actions
 
 
 def includeme(config):
-    config.add_request_method(cluster, reify=True)
-    config.add_request_method(cluster_actions, reify=True)
+    config.add_request_method(cluster, property=True)
+    config.add_request_method(cluster_actions, property=True)
     config.add_route("cluster.view", "/cluster")
     config.add_route("cluster.disconnect", "/cluster/disconnect")
     config.add_route("cluster.connect", "/cluster/connect")

@@ -14,11 +14,10 @@ from pyramid.view import exception_view_config, view_config
 from sqlalchemy.exc import IntegrityError
 
 from ezpyr.cluster import schemas
-from ezpyr.cluster.services import ClusterService
 from ezpyr.cluster.resolve import Resync, backup_dir, resync_staging, write_backup
 from ezpyr.cluster.roles import demote, handed_over, undemote
 from ezpyr.cluster.secret import accepted_secrets, receive_rotation, rotation_status
-from ezpyr.cluster.setup import SECONDARY, NotSealed, SetupService, seal, unseal
+from ezpyr.cluster.setup import SECONDARY, NotSealed, seal, unseal
 from ezpyr.validation import Invalid
 from ezpyr.cluster.signing import FRESHNESS_SECONDS, HEADER_NODE, NotGranted, Refused, check_signature
 from ezpyr.replication.capture import wake_after_commit
@@ -67,7 +66,7 @@ def remember_nonce(request, nonce: str) -> bool:
     carrying it got there first)."""
     session = request.registry["dbsession_factory"]()
     try:
-        fresh = ClusterService(session).remember_nonce(nonce, FRESHNESS_SECONDS)
+        fresh = request.services.on(session).cluster.remember_nonce(nonce, FRESHNESS_SECONDS)
         session.commit()
         return fresh
     except IntegrityError:
@@ -87,7 +86,7 @@ def body(request, model: type[schemas.Body]) -> schemas.Body:
 
 def authenticate(request):
     """The peer a request comes from; raises a 403 response otherwise."""
-    service = ClusterService(request.dbsession)
+    service = request.services.cluster
     address = socket_peer(request)
     try:
         if not service.is_granted(address):
@@ -127,13 +126,13 @@ def api_view(**settings):
 @api_view(route_name="cluster.api.hello", request_method="GET")
 def hello(request):
     authenticate(request)
-    return ClusterService(request.dbsession).hello()
+    return request.services.cluster.hello()
 
 
 @api_view(route_name="cluster.api.status", request_method="GET")
 def status(request):
     peer = authenticate(request)
-    return {**ClusterService(request.dbsession).hello(), **rotation_status(peer, request.secret_box)}
+    return {**request.services.cluster.hello(), **rotation_status(peer, request.secret_box)}
 
 
 @api_view(route_name="cluster.api.resend", request_method="POST")
@@ -196,8 +195,8 @@ def authenticate_setup(request, begin: bool = False) -> str:
     """For a secondary awaiting setup: the request must come from a granted
     address and be signed with the setup key, which has not expired (nor,
     for ``begin``, been used by an earlier Add). Returns the setup key."""
-    service = ClusterService(request.dbsession)
-    setup = SetupService(request.dbsession, request.secret_box)
+    service = request.services.cluster
+    setup = request.services.cluster_setup
     address = socket_peer(request)
     try:
         if not service.is_granted(address):
@@ -235,7 +234,7 @@ def _setup_call(request, model, action, begin: bool = False):
     key = authenticate_setup(request, begin)
     asked = _unsealed(request, key, model)
     try:
-        return seal(key, action(SetupService(request.dbsession, request.secret_box), asked, key))
+        return seal(key, action(request.services.cluster_setup, asked, key))
     except Invalid as error:
         raise ApiError(409, error.message) from None
     except IntegrityError:
@@ -245,7 +244,7 @@ def _setup_call(request, model, action, begin: bool = False):
 @api_view(route_name="cluster.api.setup_hello", request_method="GET")
 def setup_hello(request):
     authenticate_setup(request)
-    return SetupService(request.dbsession, request.secret_box).hello()
+    return request.services.cluster_setup.hello()
 
 
 @api_view(route_name="cluster.api.setup_begin", request_method="POST")
@@ -307,7 +306,7 @@ def api_undemote(request):
     authenticate(request)
     body(request, schemas.Empty)
     undemote(request.dbsession.connection())
-    return {"role": ClusterService(request.dbsession).node().role}
+    return {"role": request.services.cluster.node().role}
 
 
 @api_view(route_name="cluster.api.handed_over", request_method="POST")

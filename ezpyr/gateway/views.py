@@ -9,7 +9,7 @@ from pyramid.response import FileResponse, Response
 from pyramid.view import view_config
 
 from ezpyr.gateway.models import GatewaySession
-from ezpyr.gateway.services import GatewayKeyService, pinned_fingerprint, reset_host_key
+from ezpyr.gateway.services import pinned_fingerprint, reset_host_key
 from ezpyr.gateway.sessions import SessionLog, log_dir
 from ezpyr.paging import Page, page_number
 from ezpyr.servers.models import Server
@@ -21,7 +21,7 @@ MISSING = ("There is no gateway key yet. Run ezpyr-init with this node's configu
 
 
 def _current(request):
-    return GatewayKeyService(request.dbsession, request.secret_box).current()
+    return request.services.gateway_keys.current()
 
 
 @view_config(route_name="gateway.key", renderer="gateway/key.jinja2", permission="admin")

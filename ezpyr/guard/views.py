@@ -6,13 +6,11 @@ from pyramid.view import view_config
 
 from ezpyr.paging import search_text
 from ezpyr.guard.forms import CommandRuleForm, CommandTestForm
-from ezpyr.guard.services import GuardService
-from ezpyr.users.groups import UserGroupService
 from ezpyr.validation import Invalid
 
 
 def _group_choices(request, blank: str) -> list[tuple[str, str]]:
-    groups = UserGroupService(request.dbsession).all()
+    groups = request.services.user_groups.all()
     return [("", blank)] + [(g.id, g.name) for g in groups]
 
 
@@ -30,7 +28,7 @@ def _label(rule) -> str:
 @view_config(route_name="guard.list", renderer="guard/list.jinja2", permission="admin")
 def list_rules(request):
     q = search_text(request)
-    groups = GuardService(request.dbsession).grouped(q)
+    groups = request.services.guard.grouped(q)
     return {"groups": groups, "q": q, "count": sum(len(g.rules) for g in groups)}
 
 
@@ -40,7 +38,7 @@ def new_rule(request):
     form.user_group_id.choices = _group_choices(request, "— choose a user group —")
     if request.method == "POST" and form.validate():
         try:
-            rule = GuardService(request.dbsession).create(
+            rule = request.services.guard.create(
                 form.user_group_id.data, form.pattern.data, form.description.data
             )
         except Invalid as error:
@@ -56,7 +54,7 @@ def new_rule(request):
 
 @view_config(route_name="guard.edit", renderer="guard/form.jinja2", permission="admin")
 def edit_rule(request):
-    service = GuardService(request.dbsession)
+    service = request.services.guard
     rule = _rule_or_404(request, service)
     form = CommandRuleForm.from_request(request, obj=rule)
     form.user_group_id.choices = _group_choices(request, "— choose a user group —")
@@ -74,7 +72,7 @@ def edit_rule(request):
 
 @view_config(route_name="guard.delete", renderer="guard/delete.jinja2", permission="admin")
 def delete_rule(request):
-    service = GuardService(request.dbsession)
+    service = request.services.guard
     rule = _rule_or_404(request, service)
     if request.method == "POST":
         label = _label(rule)
@@ -93,7 +91,7 @@ def test_command(request):
     verdict = None
     if asked:
         try:
-            verdict = GuardService(request.dbsession).try_command(
+            verdict = request.services.guard.try_command(
                 form.command.data or "",
                 user_group_id=form.user_group_id.data,
                 username=form.username.data,

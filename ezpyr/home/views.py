@@ -1,7 +1,6 @@
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.home.services import HomeService
 
 
 @view_config(route_name="home", permission="user", renderer="home/admin.jinja2")
@@ -10,4 +9,4 @@ def home(request):
     reach the gateway)."""
     if not request.authenticated_user.is_admin:
         return HTTPSeeOther(request.route_url("profile.servers"))
-    return {"overview": HomeService(request.dbsession).overview(request.this_node is not None)}
+    return {"overview": request.services.home.overview(request.this_node is not None)}

@@ -23,7 +23,6 @@ def healthz(request):
 
 
 def readiness_problems(request) -> list[str]:
-    from ezpyr.cluster.services import ClusterService
     engine = request.registry["db_engine"]
     try:
         with engine.connect() as conn:
@@ -36,7 +35,7 @@ def readiness_problems(request) -> list[str]:
         problems.append(f"the database is at schema revision {revision or 'none'}, this code needs "
                         f"{code_revision()}")
         return problems
-    worker = ClusterService(request.dbsession).worker()
+    worker = request.services.cluster.worker()
     if not worker.running:
         problems.append(worker.problem)
     return problems

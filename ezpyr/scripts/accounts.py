@@ -14,7 +14,7 @@ import sys
 from ezpyr.accounts.client import NAMES, NodeUnreachable, presented_fingerprint
 from ezpyr.accounts.runner import apply_waiting, reconcile, reset_fingerprint
 from ezpyr.accounts.settings import AccountSettings
-from ezpyr.accounts.tasks import AccountTaskService, targets
+from ezpyr.accounts.tasks import targets
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.validation import Invalid
@@ -24,7 +24,7 @@ PROG = "ezpyr-accounts"
 
 def status(env, settings: AccountSettings) -> dict:
     with env.session() as s:
-        service = AccountTaskService(s)
+        service = env.services(s).account_tasks
         counts = service.counts()
         nodes = {}
         for target in ("this", "other"):
@@ -101,7 +101,7 @@ def cmd_reconcile(env, settings, args):
 def cmd_reset_fingerprint(env, settings, args):
     target = args.node
     with env.session() as s:
-        pin = AccountTaskService(s).pin(target)
+        pin = env.services(s).account_tasks.pin(target)
         pinned = pin.fingerprint if pin else None
     address = settings.address(target)
     if not address:

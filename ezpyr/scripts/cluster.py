@@ -6,11 +6,9 @@ import argparse
 import json
 import sys
 
-from ezpyr.activity.services import ActivityLog
 from ezpyr.cluster.actions import ClusterActions
 from ezpyr.cluster.models import Link
 from ezpyr.cluster.resolve import SIDES, Plan
-from ezpyr.cluster.services import ClusterService
 from ezpyr.jobs.models import JobState
 from ezpyr.jobs.services import wait_for
 from ezpyr.cluster.client import ClusterClient, PeerTls
@@ -18,8 +16,6 @@ from ezpyr.cluster.secret import rotate_secret
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.validation import Invalid
-
-CLI_ACTOR = "cli"
 
 
 def print_state(state: dict, as_json: bool) -> None:
@@ -57,14 +53,14 @@ def print_state(state: dict, as_json: bool) -> None:
 
 def cmd_status(env, args):
     with env.session() as s:
-        print_state(ClusterService(s).state().as_dict(), args.json)
+        print_state(env.services(s).cluster.state().as_dict(), args.json)
     return 0
 
 
 def cmd_link(link):
     def run(env, args):
         with env.session() as s:
-            service = ClusterService(s)
+            service = env.services(s).cluster
             service.set_link(link)
             state = service.state().as_dict()
         print_state(state, args.json) if args.json else print(f"status: {state['status']}")
@@ -74,11 +70,7 @@ def cmd_link(link):
 
 def actions(env, dbsession) -> ClusterActions:
     """The cluster page's actions, on behalf of the command line."""
-    node_name = env.settings.get("ezpyr.node_name", "")
-    log = ActivityLog(dbsession, node_name)
-    return ClusterActions(dbsession, env.secret_box, env.settings, CLI_ACTOR,
-                          lambda action, target="", details="": log.record(
-                              action, target, details, username=CLI_ACTOR))
+    return env.services(dbsession).cluster_actions
 
 
 def launch(env, start) -> str:
@@ -216,8 +208,9 @@ def cmd_resolve(env, args):
 def cmd_rotate_secret(env, args):
     """Roll a new cluster secret on both nodes, replication running."""
     with env.session() as s:
-        node_id = ClusterService(s).node().id
-        address = ClusterService(s).peer().address if ClusterService(s).peer() else ""
+        cluster = env.services(s).cluster
+        node_id = cluster.node().id
+        address = cluster.peer().address if cluster.peer() else ""
     result = rotate_secret(env.engine, env.secret_box,
                            lambda secret: ClusterClient(address, node_id, secret,
                                                         tls=PeerTls.from_settings(env.settings)))

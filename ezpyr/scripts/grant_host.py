@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ezpyr.cluster.services import ClusterService
 from ezpyr.scripts.failures import one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.validation import Invalid
@@ -21,7 +20,7 @@ def main(argv=None):
     env = NodeEnv(args.config)
     try:
         with env.session() as dbsession:
-            service = ClusterService(dbsession)
+            service = env.services(dbsession).cluster
             if args.revoke:
                 done = service.revoke(args.address)
                 print(f"revoked {args.address}" if done else f"{args.address} was not granted")

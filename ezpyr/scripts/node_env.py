@@ -40,5 +40,11 @@ class NodeEnv:
             dbsession.info[ACTOR] = actor
             yield dbsession
 
+    def services(self, dbsession):
+        """The services of one command's transaction, acting as "cli"."""
+        from ezpyr.services import Actor, Services
+        return Services(dbsession, settings=self.settings, actor=Actor.cli(),
+                        secret_box=lambda: self.secret_box)
+
     def close(self):
         self.engine.dispose()

@@ -6,7 +6,7 @@ from pyramid.view import view_config
 
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.servers.forms import ServerGroupForm
-from ezpyr.servers.services import ServerGroupService, plural
+from ezpyr.servers.services import plural
 from ezpyr.validation import Invalid
 
 
@@ -19,7 +19,7 @@ def _group_or_404(request, service):
 
 @view_config(route_name="server_groups.list", renderer="server_groups/list.jinja2", permission="admin")
 def list_groups(request):
-    service = ServerGroupService(request.dbsession)
+    service = request.services.server_groups
     q = search_text(request)
     page = Page(request.dbsession, service.search(q), page_number(request))
     return {"page": page, "q": q, "counts": service.server_counts(page.items)}
@@ -30,7 +30,7 @@ def new_group(request):
     form = ServerGroupForm.from_request(request)
     if request.method == "POST" and form.validate():
         try:
-            group = ServerGroupService(request.dbsession).create(form.name.data, form.description.data)
+            group = request.services.server_groups.create(form.name.data, form.description.data)
         except Invalid as error:
             form.add_error(error)
         else:
@@ -42,7 +42,7 @@ def new_group(request):
 
 @view_config(route_name="server_groups.edit", renderer="server_groups/form.jinja2", permission="admin")
 def edit_group(request):
-    service = ServerGroupService(request.dbsession)
+    service = request.services.server_groups
     group = _group_or_404(request, service)
     form = ServerGroupForm.from_request(request, obj=group)
     if request.method == "POST" and form.validate():
@@ -59,7 +59,7 @@ def edit_group(request):
 
 @view_config(route_name="server_groups.delete", renderer="server_groups/delete.jinja2", permission="admin")
 def delete_group(request):
-    service = ServerGroupService(request.dbsession)
+    service = request.services.server_groups
     group = _group_or_404(request, service)
     if request.method == "POST":
         name = group.name

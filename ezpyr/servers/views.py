@@ -13,21 +13,14 @@ from ezpyr.meta import utcnow
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.servers import csvio
 from ezpyr.servers.forms import ServerForm
-from ezpyr.servers.services import (
-    NO_GROUP,
-    InvalidServer,
-    ServerGroupService,
-    ServerInput,
-    ServerService,
-    plural,
-)
+from ezpyr.servers.services import NO_GROUP, InvalidServer, ServerInput, ServerService, plural
 
 # Errors shown on the import page at most (the count says how many more).
 SHOWN_ERRORS = 1000
 
 
 def _service(request) -> ServerService:
-    return ServerService(request.dbsession, request.secret_box)
+    return request.services.servers
 
 
 def _server_or_404(request, service):
@@ -38,7 +31,7 @@ def _server_or_404(request, service):
 
 
 def _group_choices(request) -> list[SelectChoice]:
-    groups = ServerGroupService(request.dbsession).all()
+    groups = request.services.server_groups.all()
     return [SelectChoice("", "— no group —")] + [SelectChoice(g.id, g.name) for g in groups]
 
 
@@ -63,7 +56,7 @@ def list_servers(request):
     page = Page(request.dbsession, _service(request).search(q, group or None), page_number(request))
     query = {k: v for k, v in (("q", q), ("group", group)) if v}
     return {"page": page, "q": q, "group": group, "query": query, "no_group": NO_GROUP,
-            "groups": ServerGroupService(request.dbsession).all()}
+            "groups": request.services.server_groups.all()}
 
 
 @view_config(route_name="servers.new", renderer="servers/form.jinja2", permission="admin")

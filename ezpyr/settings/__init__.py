@@ -1,8 +1,6 @@
 def panel_settings(request):
     """``request.panel_settings``: the panel-wide settings, read once per request."""
-    from ezpyr.settings.services import SettingsService
-
-    return SettingsService(request.dbsession).current()
+    return request.services.panel_settings
 
 
 def includeme(config):

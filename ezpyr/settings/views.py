@@ -7,13 +7,13 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
 from ezpyr.settings.forms import SettingsForm
-from ezpyr.settings.services import LIMITS, SettingsService
+from ezpyr.settings.services import LIMITS
 from ezpyr.validation import Invalid
 
 
 @view_config(route_name="settings.edit", renderer="settings/edit.jinja2", permission="admin")
 def edit_settings(request):
-    service = SettingsService(request.dbsession)
+    service = request.services.settings_service
     form = SettingsForm.from_request(request, data=asdict(service.current()))
     if request.method == "POST" and form.validate():
         try:

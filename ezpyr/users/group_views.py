@@ -6,7 +6,6 @@ from pyramid.view import view_config
 
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.users.forms import UserGroupForm
-from ezpyr.users.groups import UserGroupService
 from ezpyr.validation import Invalid
 
 
@@ -19,7 +18,7 @@ def _group_or_404(request, service):
 
 @view_config(route_name="user_groups.list", renderer="users/groups_list.jinja2", permission="admin")
 def list_groups(request):
-    service = UserGroupService(request.dbsession)
+    service = request.services.user_groups
     q = search_text(request)
     page = Page(request.dbsession, service.search(q), page_number(request))
     return {"page": page, "q": q, "counts": service.member_counts(page.items)}
@@ -30,7 +29,7 @@ def new_group(request):
     form = UserGroupForm.from_request(request)
     if request.method == "POST" and form.validate():
         try:
-            group = UserGroupService(request.dbsession).create(form.name.data, form.description.data)
+            group = request.services.user_groups.create(form.name.data, form.description.data)
         except Invalid as error:
             form.add_error(error)
         else:
@@ -42,7 +41,7 @@ def new_group(request):
 
 @view_config(route_name="user_groups.edit", renderer="users/group_form.jinja2", permission="admin")
 def edit_group(request):
-    service = UserGroupService(request.dbsession)
+    service = request.services.user_groups
     group = _group_or_404(request, service)
     form = UserGroupForm.from_request(request, obj=group)
     if request.method == "POST" and form.validate():
@@ -59,7 +58,7 @@ def edit_group(request):
 
 @view_config(route_name="user_groups.delete", renderer="users/group_delete.jinja2", permission="admin")
 def delete_group(request):
-    service = UserGroupService(request.dbsession)
+    service = request.services.user_groups
     group = _group_or_404(request, service)
     if request.method == "POST":
         try:

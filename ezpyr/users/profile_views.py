@@ -4,17 +4,14 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.auth.services import AuthService
 from ezpyr.security import sign_in
 from ezpyr.users.forms import ChangePasswordForm, KeyForm
-from ezpyr.users.keys import UserKeyService
-from ezpyr.users.services import UserService
 from ezpyr.validation import Invalid
 
 
 def _profile_page(request, key_form):
     user = request.authenticated_user
-    return {"user": user, "keys": UserKeyService(request.dbsession).keys_of(user),
+    return {"user": user, "keys": request.services.user_keys.keys_of(user),
             "form": key_form}
 
 
@@ -31,9 +28,9 @@ def change_password(request):
     if request.method == "POST" and form.validate():
         try:
             # counted like a sign-in: a stolen session cannot guess the password
-            AuthService(request.dbsession, request.passwords).check_current_password(
+            request.services.auth.check_current_password(
                 user, form.current_password.data, request.remote_addr or "")
-            UserService(request.dbsession, request.passwords).change_own_password(
+            request.services.users.change_own_password(
                 user, form.current_password.data, form.new_password.data
             )
         except Invalid as error:
@@ -57,7 +54,7 @@ def add_own_key(request):
     form = KeyForm.from_request(request)
     if form.validate():
         try:
-            key = UserKeyService(request.dbsession).add(user, form.public_key.data, form.name.data)
+            key = request.services.user_keys.add(user, form.public_key.data, form.name.data)
         except Invalid as error:
             form.add_error(error)
         else:
@@ -70,7 +67,7 @@ def add_own_key(request):
 @view_config(route_name="profile.key_delete", permission="user")
 def delete_own_key(request):
     user = request.authenticated_user
-    service = UserKeyService(request.dbsession)
+    service = request.services.user_keys
     key = service.get(user, request.matchdict["key_id"])  # only the user's own keys
     if key is None:
         raise HTTPNotFound("No such key.")

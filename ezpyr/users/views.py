@@ -5,18 +5,14 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from wtforms.fields.choices import SelectChoice
 
-from ezpyr.accounts.tasks import AccountTaskService
-from ezpyr.auth.services import AuthService
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.users.forms import KeyForm, NewUserForm, ResetPasswordForm, UserForm
-from ezpyr.users.groups import UserGroupService
-from ezpyr.users.keys import UserKeyService
 from ezpyr.users.services import UserService
 from ezpyr.validation import Invalid
 
 
 def _service(request) -> UserService:
-    return UserService(request.dbsession, request.passwords)
+    return request.services.users
 
 
 def _user_or_404(request, service):
@@ -27,7 +23,7 @@ def _user_or_404(request, service):
 
 
 def _group_choices(request) -> list[SelectChoice]:
-    groups = UserGroupService(request.dbsession).all()
+    groups = request.services.user_groups.all()
     return [SelectChoice("", "— no group —")] + [SelectChoice(g.id, g.name) for g in groups]
 
 
@@ -36,20 +32,20 @@ def _back_to(request, user):
 
 
 def _is_locked(request, user) -> bool:
-    return AuthService(request.dbsession, request.passwords).is_locked(user.username)
+    return request.services.auth.is_locked(user.username)
 
 
 @view_config(route_name="users.list", renderer="users/list.jinja2", permission="admin")
 def list_users(request):
     q = search_text(request)
     page = Page(request.dbsession, _service(request).search(q), page_number(request))
-    auth = AuthService(request.dbsession, request.passwords)
+    auth = request.services.auth
     return {
         "page": page,
         "q": q,
-        "key_counts": UserKeyService(request.dbsession).counts(page.items),
+        "key_counts": request.services.user_keys.counts(page.items),
         "locked": {u.id for u in page.items if auth.is_locked(u.username)},
-        "accounts": AccountTaskService(request.dbsession).states([u.username for u in page.items]),
+        "accounts": request.services.account_tasks.states([u.username for u in page.items]),
     }
 
 
@@ -140,7 +136,7 @@ def reset_totp(request):
 @view_config(route_name="users.unlock", permission="admin")
 def unlock_user(request):
     def unlock(service, user):
-        if not AuthService(request.dbsession, request.passwords).unlock(user.username):
+        if not request.services.auth.unlock(user.username):
             raise Invalid(f"{user.username} is not locked on this node.")
 
     return _action(request, unlock, "User {name} is unlocked on this node and may sign in again.",
@@ -151,14 +147,14 @@ def unlock_user(request):
              request_method="GET")
 def locked_list(request):
     """Who is being held back from signing in on this node, and why."""
-    auth = AuthService(request.dbsession, request.passwords)
+    auth = request.services.auth
     return {"holds": auth.throttled(), "limits": auth.throttle().limits()}
 
 
 @view_config(route_name="users.release_address", permission="admin", request_method="POST")
 def release_address(request):
     address = (request.POST.get("address") or "").strip()[:64]
-    if AuthService(request.dbsession, request.passwords).throttle().unlock_address(
+    if request.services.auth.throttle().unlock_address(
             request.dbsession, address):
         request.activity.record("auth.release_address", address)
         request.session.flash(f"Address {address} may sign in again on this node.", "success")
@@ -218,7 +214,7 @@ def delete_user(request):
 # -- SSH keys of a user ----------------------------------------------------------------
 
 def _keys_page(request, user, form):
-    return {"user": user, "keys": UserKeyService(request.dbsession).keys_of(user), "form": form}
+    return {"user": user, "keys": request.services.user_keys.keys_of(user), "form": form}
 
 
 @view_config(route_name="users.keys", renderer="users/keys.jinja2", permission="admin")
@@ -235,7 +231,7 @@ def add_key(request):
     form = KeyForm.from_request(request)
     if form.validate():
         try:
-            key = UserKeyService(request.dbsession).add(user, form.public_key.data,
+            key = request.services.user_keys.add(user, form.public_key.data,
                                                          form.name.data)
         except Invalid as error:
             form.add_error(error)
@@ -250,7 +246,7 @@ def add_key(request):
 @view_config(route_name="users.key_delete", permission="admin")
 def delete_key(request):
     user = _user_or_404(request, _service(request))
-    service = UserKeyService(request.dbsession)
+    service = request.services.user_keys
     key = service.get(user, request.matchdict["key_id"])
     if key is None:
         raise HTTPNotFound("No such key.")
