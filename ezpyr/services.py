@@ -115,7 +115,7 @@ class Services:
     @cached_property
     def users(self):
         from ezpyr.users.services import UserService
-        return UserService(self.dbsession, self.passwords)
+        return UserService(self.dbsession, self.passwords, lambda: self.panel_settings)
 
     @cached_property
     def user_groups(self):
@@ -130,7 +130,7 @@ class Services:
     @cached_property
     def auth(self):
         from ezpyr.auth.services import AuthService
-        return AuthService(self.dbsession, self.passwords)
+        return AuthService(self.dbsession, self.passwords, lambda: self.panel_settings)
 
     @cached_property
     def totp(self):

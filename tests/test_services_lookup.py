@@ -88,3 +88,27 @@ def test_the_activity_names_the_actor_and_the_way_it_came(dbsession):
     entry = dbsession.query(ActivityEntry).one()
     assert (entry.username, entry.remote_addr, entry.details, entry.node_name) == (
         "alice", "192.0.2.7", "port 22; via API token sync", "n1")
+
+
+def test_a_request_reads_the_panel_settings_once(admin_app, engine):
+    """Creating a user checks the password policy, reads the 2FA rule and
+    renders the layout: all from one reading of the settings row."""
+    from sqlalchemy import event
+
+    from tests.factories import csrf_from
+
+    token = csrf_from(admin_app.get("/users/new"))
+    reads = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and " settings" in statement.replace("\n", " "):
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        res = admin_app.post("/users/new", {"csrf_token": token, "username": "carol", "role": "user",
+                                            "password": "Carol-pass-1234", "confirm": "Carol-pass-1234"})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert res.status_int in (302, 303), res.text[:500]
+    assert len(reads) == 1, reads

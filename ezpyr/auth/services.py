@@ -56,12 +56,16 @@ def _closed_reason(verdict: Verdict) -> str:
 
 
 class AuthService:
-    def __init__(self, dbsession: Session, passwords: Passwords):
+    def __init__(self, dbsession: Session, passwords: Passwords, panel_settings=None):
+        """``panel_settings``: a callable giving the panel-wide settings
+        (``Services`` passes the unit of work's, read once); by default they
+        are read when asked."""
         self.dbsession = dbsession
         self.passwords = passwords
+        self.panel_settings = panel_settings or (lambda: SettingsService(dbsession).current())
 
     def throttle(self) -> Throttle:
-        settings = SettingsService(self.dbsession).current()
+        settings = self.panel_settings()
         return Throttle(self.dbsession.get_bind(), settings.lockout_threshold, settings.lockout_minutes)
 
     def _gate(self, throttle: Throttle, attempt: Attempt, own: bool, second_factor: bool):

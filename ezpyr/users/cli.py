@@ -83,7 +83,7 @@ def users_add(a: Admin, args) -> Done:
     generated = None
     if password is None:
         generated = password = generate_password(
-            a.services.settings_service.current().password_min_length)
+            a.services.panel_settings.password_min_length)
     user = a.users.create(args.username, password, role=(args.role or "").strip(),
                           full_name=args.full_name or "", email=args.email or "",
                           group_id=group.id if group else None)

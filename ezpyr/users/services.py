@@ -50,9 +50,13 @@ def check_username(username: str) -> str:
 
 
 class UserService:
-    def __init__(self, dbsession: Session, passwords: Passwords):
+    def __init__(self, dbsession: Session, passwords: Passwords, panel_settings=None):
+        """``panel_settings``: a callable giving the panel-wide settings
+        (``Services`` passes the unit of work's, read once); by default they
+        are read when asked."""
         self.dbsession = dbsession
         self.passwords = passwords
+        self.panel_settings = panel_settings or (lambda: SettingsService(dbsession).current())
 
     # -- reading -----------------------------------------------------------
     def get(self, user_id: str) -> User | None:
@@ -79,7 +83,7 @@ class UserService:
             raise Invalid(f"A user named {username!r} already exists.", "username")
 
     def check_password_policy(self, password: str, field: str = "password") -> None:
-        settings = SettingsService(self.dbsession).current()
+        settings = self.panel_settings()
         errors = policy_errors(password or "", settings.password_min_length,
                                settings.password_require_mixed)
         if errors:
@@ -193,7 +197,7 @@ class UserService:
         if password:
             self.set_password(user, password)
             return None
-        settings = SettingsService(self.dbsession).current()
+        settings = self.panel_settings()
         generated = generate_password(settings.password_min_length)
         self.set_password(user, generated)
         return generated
