@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ezpyr.faces import CLI, offer
 from ezpyr.validation import Invalid
 
 if TYPE_CHECKING:
@@ -142,7 +143,9 @@ class Areas:
         sub = self.areas.add_parser(name, parents=[self.common], help=help_text, description=help_text)
         return sub.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def action(self, actions, name: str, func, help_text: str) -> argparse.ArgumentParser:
+    def action(self, actions, name: str, func, help_text: str, *, does=None) -> argparse.ArgumentParser:
+        """``does``: the activity action(s) the command offers (ezpyr.faces)."""
+        offer(CLI, does)
         sub = actions.add_parser(name, parents=[self.common], help=help_text, description=help_text)
         sub.set_defaults(func=func)
         return sub

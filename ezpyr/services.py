@@ -146,12 +146,12 @@ class Services:
     @cached_property
     def servers(self):
         from ezpyr.servers.services import ServerService
-        return ServerService(self.dbsession, self.secret_box)
+        return ServerService(self.dbsession, self.secret_box, self.activity)
 
     @cached_property
     def server_groups(self):
         from ezpyr.servers.services import ServerGroupService
-        return ServerGroupService(self.dbsession)
+        return ServerGroupService(self.dbsession, self.activity)
 
     @cached_property
     def server_lookup(self):

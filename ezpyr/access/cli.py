@@ -77,11 +77,11 @@ def register(cli) -> None:
     p = cli.action(access, "list", access_list, "every access rule, with its id")
     p.add_argument("--search", help="text in the user group, username or full name")
     p = cli.action(access, "add", access_add, "let a user group or a user reach a server group "
-               "or a server")
+                   "or a server")
     cli.one_of(p, (["--user-group"], {"metavar": "NAME"}), (["--user"], {"metavar": "USERNAME"}))
     cli.one_of(p, (["--server-group"], {"metavar": "NAME"}), (["--server"], {"metavar": "NAME"}))
     p = cli.action(access, "delete", access_delete, "remove an access rule")
     p.add_argument("rule_id", help="the rule's id, as access list shows it")
     p = cli.action(access, "effective", access_effective,
-               "every server a user may reach, and through which rules")
+                   "every server a user may reach, and through which rules")
     p.add_argument("username")

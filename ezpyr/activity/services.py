@@ -12,6 +12,15 @@ from ezpyr.activity.models import ActivityEntry
 log = logging.getLogger(__name__)
 
 
+class NoActivity:
+    """Records nothing: the activity of a service made outside a unit of
+    work (a test arranging data, first-run setup). The faces always pass
+    ``Services.activity``."""
+
+    def record(self, action: str, target: str = "", details: str = "", **_who) -> None:
+        return None
+
+
 class ActivityLog:
     def __init__(self, dbsession, node_name: str):
         self.dbsession = dbsession

@@ -15,7 +15,9 @@ API_PATH = r"^/api/"
 
 
 def includeme(config):
-    import ezpyr.api.views  # noqa: F401 - declares the endpoints (and their routes)
+    # each area's module declares its endpoints (and their routes)
+    import ezpyr.api.views  # noqa: F401
+    import ezpyr.servers.api  # noqa: F401
 
     settings = config.get_settings()
     config.registry["ezpyr.api.limiter"] = RateLimiter(int(settings.get("ezpyr.api.rate_limit", 1200)))

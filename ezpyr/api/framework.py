@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ValidationError
 from pyramid.response import Response
 
+from ezpyr.faces import API, offer
 from ezpyr.validation import Invalid
 
 API_PREFIX = "/api/v1"
@@ -57,13 +58,14 @@ class Endpoint:
     method: str
     summary: str
     permission: str = "admin"
-    body: type[BaseModel] | None = None
-    response: type[BaseModel] | dict | None = None
+    body: type[BaseModel] | str | None = None  # a str: the media type of a raw body
+    response: type[BaseModel] | str | None = None  # a str: the media type of a raw answer
     status: int = 200
     write: bool = False
     query: dict = field(default_factory=dict)  # name -> (schema, description)
     etag: bool = False
     tag: str = ""
+    does: str | tuple[str, ...] | None = None  # the activity action(s) it offers (ezpyr.faces)
     view: object = None
 
 
@@ -176,6 +178,12 @@ def query_text(request, name: str = "q", limit: int = 200) -> str:
     return text
 
 
+# the query of a paged list
+PAGED = {"limit": ({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, f"items per page (default {DEFAULT_LIMIT})"),
+         "cursor": ({"type": "string"}, "next_cursor of the previous page"),
+         "q": ({"type": "string", "maxLength": 200}, "search in names, hosts and descriptions")}
+
+
 # -- the decorator ---------------------------------------------------------------------
 
 def endpoint(route_name: str, method: str, summary: str, **options):
@@ -185,6 +193,7 @@ def endpoint(route_name: str, method: str, summary: str, **options):
     added to the configuration by ``ezpyr.api.includeme``."""
     spec = Endpoint(route_name, ROUTES[route_name], method, summary, **options)
     ENDPOINTS.append(spec)
+    offer(API, spec.does)
 
     def decorate(function):
         def view(request):

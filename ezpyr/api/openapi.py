@@ -56,11 +56,16 @@ def document(request=None) -> dict:
             operation["parameters"].append({"name": "If-Match", "in": "header", "required": False,
                                             "schema": {"type": "string"},
                                             "description": "the ETag you read; refused with 412 if it changed"})
-        if spec.body is not None:
+        if isinstance(spec.body, str):  # a media type: the raw body (a CSV file)
+            operation["requestBody"] = {"required": True,
+                                        "content": {spec.body: {"schema": {"type": "string"}}}}
+        elif spec.body is not None:
             operation["requestBody"] = {"required": True,
                                         "content": {"application/json": {"schema": _ref(spec.body)}}}
         ok = {"description": "done"}
-        if spec.response is not None:
+        if isinstance(spec.response, str):
+            ok["content"] = {spec.response: {"schema": {"type": "string"}}}
+        elif spec.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(spec.response)}}
         operation["responses"][str(spec.status)] = ok
         codes = ["401", "403", "429"]

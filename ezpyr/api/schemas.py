@@ -3,9 +3,7 @@ and to make the OpenAPI document."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
@@ -15,69 +13,6 @@ class Strict(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     fields: dict[str, str] | None = None
-
-
-class ServerIn(Strict):
-    name: str = Field(max_length=100, description="unique, case-insensitively")
-    host: str = Field(max_length=255, description="host name or IP address")
-    port: int = Field(22, ge=1, le=65535)
-    remote_user: str = Field("root", max_length=32)
-    auth_method: Literal["key", "password"] = "key"
-    password: str = Field("", max_length=1024, description="only with auth_method password; never returned")
-    group: str | None = Field(None, max_length=100, description="a server group's name, or null")
-    description: str = Field("", max_length=2000)
-
-
-class ServerPatch(Strict):
-    name: str | None = Field(None, max_length=100)
-    host: str | None = Field(None, max_length=255)
-    port: int | None = Field(None, ge=1, le=65535)
-    remote_user: str | None = Field(None, max_length=32)
-    auth_method: Literal["key", "password"] | None = None
-    password: str | None = Field(None, max_length=1024, description="empty or absent: keep the stored one")
-    group: str | None = Field(None, max_length=100, description="a group's name; \"\" for none")
-    description: str | None = Field(None, max_length=2000)
-
-
-class ServerOut(BaseModel):
-    id: str
-    name: str
-    host: str
-    port: int
-    remote_user: str
-    auth_method: str
-    has_password: bool
-    group: str | None
-    description: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-
-
-class ServerPage(BaseModel):
-    items: list[ServerOut]
-    next_cursor: str | None
-
-
-class ServerGroupIn(Strict):
-    name: str = Field(max_length=100)
-    description: str = Field("", max_length=2000)
-
-
-class ServerGroupPatch(Strict):
-    name: str | None = Field(None, max_length=100)
-    description: str | None = Field(None, max_length=2000)
-
-
-class ServerGroupOut(BaseModel):
-    id: str
-    name: str
-    description: str
-    servers: int
-
-
-class ServerGroupPage(BaseModel):
-    items: list[ServerGroupOut]
-    next_cursor: str | None
 
 
 class DeletedOut(BaseModel):

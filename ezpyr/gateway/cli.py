@@ -74,7 +74,7 @@ def sessions_export(a: Admin, args) -> Done:
 def register(cli) -> None:
     """Adds this area's subcommands to ezpyr-admin's parser."""
     sessions = cli.area("sessions", "the gateway's sessions on this node (logs stay on the node "
-                    "where the session ran)")
+                        "where the session ran)")
     p = cli.action(sessions, "list", sessions_list, "sessions, newest first")
     p.add_argument("--user", help="username contains")
     p.add_argument("--server", help="server name contains")

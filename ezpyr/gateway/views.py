@@ -8,8 +8,9 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.response import FileResponse, Response
 from pyramid.view import view_config
 
+from ezpyr.faces import does
 from ezpyr.gateway.models import GatewaySession
-from ezpyr.gateway.services import pinned_fingerprint, reset_host_key
+from ezpyr.gateway.services import pinned_fingerprint
 from ezpyr.gateway.sessions import SessionLog, log_dir
 from ezpyr.paging import Page, page_number
 from ezpyr.servers.models import Server
@@ -110,6 +111,7 @@ def terminate_session(request):
 
 # -- the servers' pinned host keys (replicated) ---------------------------------------------
 
+@does("servers.host_key_reset")
 @view_config(route_name="gateway.host_key_reset", renderer="gateway/host_key_reset.jinja2",
              permission="admin")
 def reset_pinned_host_key(request):
@@ -117,9 +119,7 @@ def reset_pinned_host_key(request):
     if server is None:
         raise HTTPNotFound("No such server.")
     if request.method == "POST":
-        before = reset_host_key(server)
-        request.activity.record("servers.host_key_reset", server.name,
-                                f"pinned host key {before or '(none)'} forgotten")
+        request.services.servers.reset_host_key(server)
         request.session.flash(f"The pinned host key of {server.name} is reset: the gateway pins "
                               "the key the server presents at its next connection.", "success")
         return HTTPSeeOther(request.route_url("servers.edit", id=server.id))

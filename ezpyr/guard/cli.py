@@ -65,7 +65,7 @@ def register(cli) -> None:
     p = cli.action(guard, "list", guard_list, "every command rule, with its id")
     p.add_argument("--search", help="text in the pattern, description or group name")
     p = cli.action(guard, "add", guard_add, "refuse the commands that match a regular expression, "
-               "for one user group")
+                   "for one user group")
     p.add_argument("--group", required=True, help="the user group's name")
     p.add_argument("--pattern", required=True,
                    help="a Python regular expression, searched anywhere in the command line")
@@ -73,7 +73,7 @@ def register(cli) -> None:
     p = cli.action(guard, "delete", guard_delete, "remove a command rule")
     p.add_argument("rule_id", help="the rule's id, as guard list shows it")
     p = cli.action(guard, "test", guard_test, "whether the guard lets a command through "
-               "(exit 0: allowed, 1: refused)")
+                   "(exit 0: allowed, 1: refused)")
     cli.one_of(p, (["--group"], {"metavar": "NAME", "help": "a user group's rules"}),
-           (["--user"], {"metavar": "USERNAME", "help": "the rules of the user's group"}))
+               (["--user"], {"metavar": "USERNAME", "help": "the rules of the user's group"}))
     p.add_argument("command", help="the command line to test (quote it)")

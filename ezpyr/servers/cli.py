@@ -5,20 +5,16 @@ import sys
 from pathlib import Path
 
 from ezpyr.cli import Admin, Done, Refused, read_password, table
-from ezpyr.gateway.services import reset_host_key
 from ezpyr.servers import csvio
+from ezpyr.servers.schemas import ServerGroupOut, ServerOut
 from ezpyr.servers.services import NO_GROUP, InvalidServer, ServerInput, plural
 from ezpyr.validation import Invalid
 
 
 # -- servers ----------------------------------------------------------------------------
 
-def server_data(server) -> dict:
-    return {"id": server.id, "name": server.name, "host": server.host, "port": server.port,
-            "remote_user": server.remote_user, "auth_method": server.auth_method,
-            "has_password": bool(server.password_encrypted),
-            "group": server.group.name if server.group else None,
-            "description": server.description}
+# --json writes the API's shapes
+server_data = ServerOut.of
 
 
 def server_errors(error: InvalidServer) -> Refused:
@@ -47,7 +43,6 @@ def servers_add(a: Admin, args) -> Done:
         server = a.servers.create(data)
     except InvalidServer as error:
         raise server_errors(error) from None
-    a.record("server.create", server.name)
     message = f"created server {server.name} ({server.remote_user}@{server.host}:{server.port})"
     return Done(message, {"message": message, "server": server_data(server)})
 
@@ -78,7 +73,6 @@ def servers_edit(a: Admin, args) -> Done:
         a.servers.update(server, data)
     except InvalidServer as error:
         raise server_errors(error) from None
-    a.record("server.update", server.name)
     message = f"saved server {server.name}" + (f" (was {old})" if old != server.name else "")
     return Done(message, {"message": message, "server": server_data(server)})
 
@@ -94,15 +88,13 @@ def servers_delete(a: Admin, args) -> Done:
                       "Nothing was changed.")
     name = server.name
     a.servers.delete(server)
-    a.record("server.delete", name, details)
     message = f"deleted server {name}: {details}"
     return Done(message, {"message": message, "deleted": name, "removed": {"access rules": rules}})
 
 
 def servers_export(a: Admin, args) -> Done:
-    text = csvio.export_csv(a.dbsession)
+    text = a.servers.export_csv()
     count = max(0, len(text.splitlines()) - 1)  # every server is one line after the header
-    a.record("server.export")
     if args.output is None:
         return Done(text, {"csv": text}, raw=True)
     try:
@@ -115,11 +107,10 @@ def servers_export(a: Admin, args) -> Done:
 
 def servers_reset_host_key(a: Admin, args) -> Done:
     server = a.server(args.name)
-    before = reset_host_key(server)
+    before = a.servers.reset_host_key(server)
     if before is None:
         message = f"server {server.name} has no pinned host key; nothing was changed"
         return Done(message, {"message": message, "server": server.name, "was_pinned": None})
-    a.record("servers.host_key_reset", server.name, f"pinned host key {before} forgotten")
     message = (f"forgot the pinned host key of {server.name} ({before}); the gateway pins the "
                "key the server presents at its next connection")
     return Done(message, {"message": message, "server": server.name, "was_pinned": before})
@@ -135,21 +126,18 @@ def servers_import(a: Admin, args) -> Done:
     except OSError as error:
         raise Invalid(f"cannot read {args.file}: {error.strerror}. Nothing was imported.") from None
     try:
-        result = csvio.ServerImport(a.dbsession, a.env.secret_box).run(data)
+        result = a.servers.import_csv(data)
     except csvio.ImportRefused as refused:
         raise Invalid(f"{refused} Nothing was imported.") from None
     if not result.ok:
         raise Refused(f"{plural(len(result.errors), 'error')} in {args.file}; nothing was "
                       "imported. Fix them and import the file again.", result.errors)
-    a.record("server.import", plural(result.imported, "server"))
     message = f"imported {plural(result.imported, 'server')}"
     return Done(message, {"message": message, "imported": result.imported})
 
 # -- server groups ----------------------------------------------------------------------
 
-def server_group_data(group, count: int) -> dict:
-    return {"id": group.id, "name": group.name, "description": group.description,
-            "servers": count}
+server_group_data = ServerGroupOut.of
 
 
 def server_groups_list(a: Admin, args) -> Done:
@@ -164,7 +152,6 @@ def server_groups_list(a: Admin, args) -> Done:
 
 def server_groups_add(a: Admin, args) -> Done:
     group = a.services.server_groups.create(args.name, args.description or "")
-    a.record("server_group.create", group.name)
     message = f"created server group {group.name}"
     return Done(message, {"message": message, "server_group": server_group_data(group, 0)})
 
@@ -177,7 +164,6 @@ def server_groups_edit(a: Admin, args) -> Done:
     old = group.name
     service.update(group, args.rename if args.rename is not None else group.name,
                    args.description if args.description is not None else group.description)
-    a.record("server_group.update", group.name)
     message = f"saved server group {group.name}" + (f" (was {old})" if old != group.name else "")
     count = service.server_counts([group]).get(group.id, 0)
     return Done(message, {"message": message, "server_group": server_group_data(group, count)})
@@ -189,7 +175,6 @@ def server_groups_delete(a: Admin, args) -> Done:
     done = a.services.server_groups.delete(group)
     details = (f"{plural(done['servers'], 'server')} left without a group, "
                f"{plural(done['access rules'], 'access rule')} removed")
-    a.record("server_group.delete", name, details)
     message = f"deleted server group {name}: {details}"
     return Done(message, {"message": message, "deleted": name, "removed": done})
 
@@ -201,7 +186,8 @@ def register(cli) -> None:
     p.add_argument("--search", help="text in the name, host or description")
     p.add_argument("--group", help="only the servers of this server group")
     p.add_argument("--no-group", action="store_true", help="only the servers without a group")
-    p = cli.action(servers, "add", servers_add, "create a server")
+    p = cli.action(servers, "add", servers_add, "create a server",
+                   does="server.create")
     p.add_argument("name")
     p.add_argument("--host", required=True, help="host name or IP address")
     p.add_argument("--port", default="22", help="SSH port (default: 22)")
@@ -213,7 +199,8 @@ def register(cli) -> None:
     p.add_argument("--group", help="the server group's name")
     p.add_argument("--description", default="")
     p = cli.action(servers, "edit", servers_edit, "change a server (what is not given stays; the "
-               "stored password stays unless --password-stdin or --auth key)")
+                   "stored password stays unless --password-stdin or --auth key)",
+                   does="server.update")
     p.add_argument("name")
     p.add_argument("--rename", metavar="NEW_NAME")
     p.add_argument("--host")
@@ -225,32 +212,39 @@ def register(cli) -> None:
     p.add_argument("--group", help="the server group's name")
     p.add_argument("--no-group", action="store_true", help="take the server out of its group")
     p.add_argument("--description")
-    p = cli.action(servers, "delete", servers_delete, "delete a server and the access rules naming it")
+    p = cli.action(servers, "delete", servers_delete, "delete a server and the access rules naming it",
+                   does="server.delete")
     p.add_argument("name")
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
-    p = cli.action(servers, "export", servers_export, "every server as CSV (never a password)")
+    p = cli.action(servers, "export", servers_export, "every server as CSV (never a password)",
+                   does="server.export")
     p.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
     p = cli.action(servers, "import", servers_import, "add the servers of a CSV file: every row is "
-               "checked first; all are added or none")
+                   "checked first; all are added or none",
+                   does="server.import")
     p.add_argument("file", help=f"the CSV file ('-': standard input); header: "
                    f"{','.join(csvio.COLUMNS)}[,password]")
 
 
     p = cli.action(servers, "reset-host-key", servers_reset_host_key,
-               "forget a server's pinned host key (after a reinstall): the gateway pins the key "
-               "the server presents at its next connection")
+                   "forget a server's pinned host key (after a reinstall): the gateway pins the key "
+                   "the server presents at its next connection",
+                   does="servers.host_key_reset")
     p.add_argument("name")
 
     sgroups = cli.area("server-groups", "server groups")
     cli.action(sgroups, "list", server_groups_list, "every server group and its server count")
-    p = cli.action(sgroups, "add", server_groups_add, "create a server group")
+    p = cli.action(sgroups, "add", server_groups_add, "create a server group",
+                   does="server_group.create")
     p.add_argument("name")
     p.add_argument("--description", default="")
     p = cli.action(sgroups, "edit", server_groups_edit,
-               "rename a server group or change its description")
+                   "rename a server group or change its description",
+                   does="server_group.update")
     p.add_argument("name")
     p.add_argument("--rename", metavar="NEW_NAME")
     p.add_argument("--description")
     p = cli.action(sgroups, "delete", server_groups_delete, "delete a server group: its servers stay "
-               "(without a group), the access rules naming it go")
+                   "(without a group), the access rules naming it go",
+                   does="server_group.delete")
     p.add_argument("name")

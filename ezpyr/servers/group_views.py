@@ -4,6 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.faces import does
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.servers.forms import ServerGroupForm
 from ezpyr.servers.services import plural
@@ -25,6 +26,7 @@ def list_groups(request):
     return {"page": page, "q": q, "counts": service.server_counts(page.items)}
 
 
+@does("server_group.create")
 @view_config(route_name="server_groups.new", renderer="server_groups/form.jinja2", permission="admin")
 def new_group(request):
     form = ServerGroupForm.from_request(request)
@@ -34,12 +36,12 @@ def new_group(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("server_group.create", group.name)
             request.session.flash(f"Server group {group.name} created.", "success")
             return HTTPSeeOther(request.route_url("server_groups.list"))
     return {"form": form, "group": None}
 
 
+@does("server_group.update")
 @view_config(route_name="server_groups.edit", renderer="server_groups/form.jinja2", permission="admin")
 def edit_group(request):
     service = request.services.server_groups
@@ -51,12 +53,12 @@ def edit_group(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("server_group.update", group.name)
             request.session.flash(f"Server group {group.name} saved.", "success")
             return HTTPSeeOther(request.route_url("server_groups.list"))
     return {"form": form, "group": group}
 
 
+@does("server_group.delete")
 @view_config(route_name="server_groups.delete", renderer="server_groups/delete.jinja2", permission="admin")
 def delete_group(request):
     service = request.services.server_groups
@@ -66,7 +68,6 @@ def delete_group(request):
         done = service.delete(group)
         details = (f"{plural(done['servers'], 'server')} left without a group, "
                    f"{plural(done['access rules'], 'access rule')} removed")
-        request.activity.record("server_group.delete", name, details)
         request.session.flash(f"Server group {name} deleted: {details}.", "success")
         return HTTPSeeOther(request.route_url("server_groups.list"))
     return {"group": group, "dependants": service.dependants(group)}

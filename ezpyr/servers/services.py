@@ -15,6 +15,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ezpyr.access.models import AccessRule
+from ezpyr.activity.services import NoActivity
 from ezpyr.paging import counts_by, cap_search
 from ezpyr.secretbox import SecretBox
 from ezpyr.servers.models import AUTH_METHODS, Server, ServerGroup
@@ -240,9 +241,13 @@ def _best_group(groups: list[ServerGroup], name: str) -> ServerGroup | None:
 
 
 class ServerService:
-    def __init__(self, dbsession: Session, secret_box: SecretBox):
+    """Servers: each change is recorded in the activity log (``activity``:
+    ``Services.activity``, acting for whoever asked)."""
+
+    def __init__(self, dbsession: Session, secret_box: SecretBox, activity=None):
         self.dbsession = dbsession
         self.secret_box = secret_box
+        self.activity = activity or NoActivity()
 
     # -- reading -------------------------------------------------------------------
     def get(self, server_id: str) -> Server | None:
@@ -369,14 +374,17 @@ class ServerService:
     def create(self, data: ServerInput) -> Server:
         server = self.add(self.validate(data))
         self.dbsession.flush()
+        self.activity.record("server.create", server.name)
         return server
 
     def update(self, server: Server, data: ServerInput) -> Server:
         """Change ``server``. A blank password keeps the stored one; switching
         to key authentication forgets it."""
+        old = server.name
         values = self.validate(data, server)
         self._apply(server, values)
         self.dbsession.flush()
+        self.activity.record("server.update", server.name, f"renamed from {old}" if old != server.name else "")
         return server
 
     def dependants(self, server: Server) -> dict[str, int]:
@@ -385,18 +393,53 @@ class ServerService:
             select(func.count()).select_from(AccessRule).where(AccessRule.server_id == server.id)
         )}
 
-    def delete(self, server: Server) -> None:
+    def delete(self, server: Server) -> dict[str, int]:
+        """Delete the server and the access rules naming it; returns what
+        went, as :meth:`dependants` counts it."""
+        gone = self.dependants(server)
         for rule in self.dbsession.scalars(select(AccessRule).where(AccessRule.server_id == server.id)):
             self.dbsession.delete(rule)
         self.dbsession.delete(server)
         self.dbsession.flush()
+        self.activity.record("server.delete", server.name,
+                             f"{plural(gone['access rules'], 'access rule')} removed")
+        return gone
+
+    def export_csv(self) -> str:
+        """Every server as CSV text (never a password)."""
+        from ezpyr.servers.csvio import export_csv
+        text = export_csv(self.dbsession)
+        self.activity.record("server.export", "", plural(max(0, len(text.splitlines()) - 1), "server"))
+        return text
+
+    def import_csv(self, data: bytes):
+        """Add every server of the CSV ``data``, or none (see
+        :class:`ezpyr.servers.csvio.ServerImport`)."""
+        from ezpyr.servers.csvio import ServerImport
+        result = ServerImport(self.dbsession, self.secret_box).run(data)
+        if result.ok:
+            self.activity.record("server.import", plural(result.imported, "server"))
+        return result
+
+    def reset_host_key(self, server: Server) -> str | None:
+        """Forget the server's pinned host key (see
+        :func:`ezpyr.gateway.services.reset_host_key`); the fingerprint that
+        was pinned, None (and nothing recorded) when there was none."""
+        from ezpyr.gateway.services import reset_host_key
+        before = reset_host_key(server)
+        if before is not None:
+            self.activity.record("servers.host_key_reset", server.name, f"pinned host key {before} forgotten")
+        return before
 
 
 # -- server groups -----------------------------------------------------------------
 
 class ServerGroupService:
-    def __init__(self, dbsession: Session):
+    """Server groups; changes are recorded in the activity log."""
+
+    def __init__(self, dbsession: Session, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()
 
     def search(self, text: str = "") -> Select:
         text = cap_search(text)
@@ -438,11 +481,14 @@ class ServerGroupService:
         group = ServerGroup(name=name, description=description)
         self.dbsession.add(group)
         self.dbsession.flush()
+        self.activity.record("server_group.create", group.name)
         return group
 
     def update(self, group: ServerGroup, name: str, description: str = "") -> ServerGroup:
+        old = group.name
         group.name, group.description = self._check(name, description, group)
         self.dbsession.flush()
+        self.activity.record("server_group.update", group.name, f"renamed from {old}" if old != group.name else "")
         return group
 
     def _rules(self, group: ServerGroup):
@@ -471,5 +517,8 @@ class ServerGroupService:
         self.dbsession.flush()
         self.dbsession.delete(group)
         self.dbsession.flush()
+        self.activity.record("server_group.delete", group.name,
+                             f"{plural(done['servers'], 'server')} left without a group, "
+                             f"{plural(done['access rules'], 'access rule')} removed")
         return done
 

@@ -8,6 +8,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from wtforms.fields.choices import SelectChoice
 
+from ezpyr.faces import does
 from ezpyr.gateway.services import pinned_fingerprint
 from ezpyr.meta import utcnow
 from ezpyr.paging import Page, page_number, search_text
@@ -59,6 +60,7 @@ def list_servers(request):
             "groups": request.services.server_groups.all()}
 
 
+@does("server.create")
 @view_config(route_name="servers.new", renderer="servers/form.jinja2", permission="admin")
 def new_server(request):
     form = ServerForm.from_request(request)
@@ -69,12 +71,12 @@ def new_server(request):
         except InvalidServer as error:
             _show_errors(form, error)
         else:
-            request.activity.record("server.create", server.name)
             request.session.flash(f"Server {server.name} created.", "success")
             return HTTPSeeOther(request.route_url("servers.list"))
     return {"form": form, "server": None}
 
 
+@does("server.update")
 @view_config(route_name="servers.edit", renderer="servers/form.jinja2", permission="admin")
 def edit_server(request):
     service = _service(request)
@@ -89,34 +91,32 @@ def edit_server(request):
         except InvalidServer as error:
             _show_errors(form, error)
         else:
-            request.activity.record("server.update", server.name)
             request.session.flash(f"Server {server.name} saved.", "success")
             return HTTPSeeOther(request.route_url("servers.list"))
     return {"form": form, "server": server, "host_key_fingerprint": pinned_fingerprint(server)}
 
 
+@does("server.delete")
 @view_config(route_name="servers.delete", renderer="servers/delete.jinja2", permission="admin")
 def delete_server(request):
     service = _service(request)
     server = _server_or_404(request, service)
     if request.method == "POST":
         name = server.name
-        rules = service.dependants(server)["access rules"]
-        service.delete(server)
+        rules = service.delete(server)["access rules"]
         details = f"{plural(rules, 'access rule')} removed"
-        request.activity.record("server.delete", name, details)
         request.session.flash(f"Server {name} deleted: {details}.", "success")
         return HTTPSeeOther(request.route_url("servers.list"))
     return {"server": server, "dependants": service.dependants(server)}
 
 
+@does("server.export")
 @view_config(route_name="servers.export", permission="admin")
 def export_servers(request):
-    text = csvio.export_csv(request.dbsession)
+    text = request.services.servers.export_csv()
     node = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.registry.settings.get("ezpyr.node_name", "")) or "node"
     response = Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8")
     response.content_disposition = f'attachment; filename="servers-{node}-{utcnow():%Y%m%d-%H%M%S}.csv"'
-    request.activity.record("server.export")
     return response
 
 
@@ -129,6 +129,7 @@ def _uploaded_bytes(request) -> bytes | None:
     return upload.file.read(csvio.MAX_BYTES + 1)
 
 
+@does("server.import")
 @view_config(route_name="servers.import", renderer="servers/import.jinja2", permission="admin")
 def import_servers(request):
     page = {"errors": [], "more_errors": 0, "refused": None,
@@ -141,7 +142,7 @@ def import_servers(request):
         page["refused"] = "Choose a CSV file to upload."
         return page
     try:
-        result = csvio.ServerImport(request.dbsession, request.secret_box).run(data)
+        result = request.services.servers.import_csv(data)
     except csvio.ImportRefused as refused:
         page["refused"] = f"{refused} Nothing was imported."
         return page
@@ -150,6 +151,5 @@ def import_servers(request):
         page["more_errors"] = max(0, len(result.errors) - SHOWN_ERRORS)
         page["error_count"] = len(result.errors)
         return page
-    request.activity.record("server.import", plural(result.imported, "server"))
     request.session.flash(f"Imported {plural(result.imported, 'server')}.", "success")
     return HTTPSeeOther(request.route_url("servers.list"))

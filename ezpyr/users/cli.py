@@ -280,16 +280,16 @@ def register(cli) -> None:
     """Adds this area's subcommands to ezpyr-admin's parser."""
     users = cli.area("users", "users of the panel and the gateway")
     p = cli.action(users, "list", users_list, "every user (with --search: whose username, "
-               "name or e-mail contains the text)")
+                   "name or e-mail contains the text)")
     p.add_argument("--search", help="text to look for")
     cli.action(users, "locked", users_locked, "who is locked out of signing in on this node, and why")
     p = cli.action(users, "release-address", users_release_address,
-               "let an address that is locked out sign in again (on this node)")
+                   "let an address that is locked out sign in again (on this node)")
     p.add_argument("address")
     p = cli.action(users, "show", users_show, "one user's details and SSH keys")
     p.add_argument("username")
     p = cli.action(users, "add", users_add, "create a user; the password is generated and "
-               "printed once, unless --password-stdin")
+                   "printed once, unless --password-stdin")
     p.add_argument("username")
     p.add_argument("--role", default="user", help="admin or user (default: user)")
     p.add_argument("--group", help="the user group's name")
@@ -312,13 +312,13 @@ def register(cli) -> None:
             ("unlock", users_unlock, "end a lockout after failed sign-ins (on this node)")):
         cli.action(users, name, func, text).add_argument("username")
     p = cli.action(users, "reset-password", users_reset_password,
-               "set a new password (generated and printed once, unless --password-stdin); "
-               "the user's sessions end")
+                   "set a new password (generated and printed once, unless --password-stdin); "
+                   "the user's sessions end")
     p.add_argument("username")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")
     p = cli.action(users, "delete", users_delete,
-               "delete a user with their SSH keys and the access rules naming them")
+                   "delete a user with their SSH keys and the access rules naming them")
     p.add_argument("username")
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
 
@@ -328,7 +328,7 @@ def register(cli) -> None:
     p = cli.action(keys, "add", keys_add, "add an SSH public key to a user")
     p.add_argument("username")
     cli.one_of(p, (["--key"], {"help": "the public key line, e.g. \"ssh-ed25519 AAAA... me@laptop\""}),
-           (["--key-file"], {"help": "a *.pub file holding the key ('-': standard input)"}))
+               (["--key-file"], {"help": "a *.pub file holding the key ('-': standard input)"}))
     p.add_argument("--name", help="a name for the key (default: the key's comment)")
     p = cli.action(keys, "delete", keys_delete, "delete one of a user's SSH keys")
     p.add_argument("username")
@@ -344,5 +344,5 @@ def register(cli) -> None:
     p.add_argument("--rename", metavar="NEW_NAME")
     p.add_argument("--description")
     p = cli.action(ugroups, "delete", user_groups_delete,
-               "delete an empty user group with its access and command rules")
+                   "delete an empty user group with its access and command rules")
     p.add_argument("name")

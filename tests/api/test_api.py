@@ -94,7 +94,7 @@ def test_servers_round_trip_through_the_panels_services(testapp, tokens, dbsessi
     assert testapp.get(f"/api/v1/servers/{made.json['id']}", headers=tokens.rw, status=404).json["error"]
     actions = [(e.action, e.details) for e in dbsession.scalars(select(ActivityEntry).order_by(ActivityEntry.at))]
     assert ("server.create", "via API token script-rw") in actions
-    assert ("server.delete", "0 access rules; via API token script-rw") in actions
+    assert ("server.delete", "0 access rules removed; via API token script-rw") in actions
     assert any(a == "api.api.server" and d == "via API token script-rw" for a, d in actions)  # reads too
 
 
@@ -193,3 +193,20 @@ def test_the_openapi_document_lists_exactly_the_endpoints(testapp):
     assert documented == {(e.pattern, e.method) for e in ENDPOINTS}
     assert "ServerIn" in spec["components"]["schemas"]
     assert "GET" in testapp.get("/api/v1/docs").text
+
+
+def test_export_is_csv_and_host_key_reset_forgets_the_pin(testapp, tokens, dbsession, secret_box):
+    made = testapp.post_json("/api/v1/servers", {"name": "db1", "host": "10.0.0.9"}, headers=tokens.rw,
+                             status=201).json
+    csv_text = testapp.get("/api/v1/servers/export.csv", headers=tokens.ro)
+    assert csv_text.content_type == "text/csv" and "db1,10.0.0.9" in csv_text.text
+    dbsession.get(Server, made["id"]).host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    dbsession.commit()
+    reset = testapp.post_json(f"/api/v1/servers/{made['id']}/host-key/reset", {}, headers=tokens.rw).json
+    assert reset["server"] == "db1" and reset["was_pinned"].startswith("SHA256:")
+    dbsession.expire_all()
+    assert dbsession.get(Server, made["id"]).host_key is None
+    again = testapp.post_json(f"/api/v1/servers/{made['id']}/host-key/reset", {}, headers=tokens.rw).json
+    assert again["was_pinned"] is None
+    actions = [e.action for e in dbsession.scalars(select(ActivityEntry))]
+    assert actions.count("servers.host_key_reset") == 1 and "server.export" in actions

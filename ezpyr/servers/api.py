@@ -1,0 +1,183 @@
+"""The API's servers and server groups: the same services as the panel's
+pages and ``ezpyr-admin servers|server-groups``."""
+from __future__ import annotations
+
+from pyramid.response import Response
+from sqlalchemy import and_, func, or_, select
+
+from ezpyr.api.framework import (
+    PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
+)
+from ezpyr.api.schemas import DeletedOut
+from ezpyr.servers.models import Server, ServerGroup
+from ezpyr.servers.schemas import (
+    HostKeyResetOut, ServerGroupIn, ServerGroupOut, ServerGroupPage, ServerGroupPatch, ServerIn, ServerOut, ServerPage, ServerPatch,
+)
+from ezpyr.servers.services import ServerInput, ServerService
+
+SERVERS = route("api.servers", "/servers")
+EXPORT = route("api.servers_export", "/servers/export.csv")  # before /servers/{id}, which would match it
+SERVER = route("api.server", "/servers/{id}")
+HOST_KEY_RESET = route("api.server_host_key_reset", "/servers/{id}/host-key/reset")
+GROUPS = route("api.server_groups", "/server-groups")
+GROUP = route("api.server_group", "/server-groups/{id}")
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+def server_out(server: Server) -> dict:
+    return ServerOut(id=server.id, name=server.name, host=server.host, port=server.port,
+                     remote_user=server.remote_user, auth_method=server.auth_method,
+                     has_password=bool(server.password_encrypted),
+                     group=server.group.name if server.group else None, description=server.description,
+                     created_at=server.created_at, updated_at=server.updated_at).model_dump(mode="json")
+
+
+def _servers(request) -> ServerService:
+    return request.services.servers
+
+
+def _server(request) -> Server:
+    server = _servers(request).get(request.matchdict["id"])
+    if server is None:
+        raise ApiProblem(404, "There is no server with that id.")
+    return server
+
+
+@endpoint(SERVERS, "GET", "List servers (paged by name)", response=ServerPage, query=PAGED, tag="servers")
+def list_servers(request):
+    limit = limit_of(request)
+    after = cursor_of(request, 2)
+    stmt = _servers(request).search(query_text(request)).order_by(None).order_by(Server.name, Server.id)
+    if after is not None:
+        stmt = stmt.where(or_(Server.name > after[0], and_(Server.name == after[0], Server.id > after[1])))
+    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [server_out(s) for s in rows],
+            "next_cursor": encode_cursor([rows[-1].name, rows[-1].id]) if more else None}
+
+
+@endpoint(SERVERS, "POST", "Create a server", body=ServerIn, response=ServerOut, status=201, write=True,
+          etag=True, does="server.create", tag="servers")
+def create_server(request):
+    data = body_of(request, ServerIn)
+    server = _servers(request).create(ServerInput(
+        name=data.name, host=data.host, port=data.port, remote_user=data.remote_user,
+        auth_method=data.auth_method, password=data.password, group_name=data.group or "",
+        description=data.description))
+    return server_out(server)
+
+
+@endpoint(SERVER, "GET", "One server", response=ServerOut, etag=True, tag="servers")
+def get_server(request):
+    return server_out(_server(request))
+
+
+@endpoint(SERVER, "PATCH", "Change a server (send If-Match with its ETag to refuse a lost update)",
+          body=ServerPatch, response=ServerOut, write=True, etag=True, does="server.update", tag="servers")
+def patch_server(request):
+    server = _server(request)
+    check_if_match(request, server_out(server))
+    data = body_of(request, ServerPatch).model_dump(exclude_unset=True)
+    current = server_out(server)
+    merged = {**current, **{k: v for k, v in data.items() if v is not None}}
+    _servers(request).update(server, ServerInput(
+        name=merged["name"], host=merged["host"], port=merged["port"], remote_user=merged["remote_user"],
+        auth_method=merged["auth_method"], password=data.get("password") or "",
+        group_name=merged["group"] or "", description=merged["description"]))
+    return server_out(server)
+
+
+@endpoint(SERVER, "DELETE", "Delete a server (and the access rules naming it)", response=DeletedOut,
+          write=True, does="server.delete", tag="servers")
+def delete_server(request):
+    service = _servers(request)
+    server = _server(request)
+    check_if_match(request, server_out(server))
+    name = server.name
+    removed = service.delete(server)
+    return {"deleted": name, "removed": removed}
+
+
+# -- server groups -------------------------------------------------------------------------
+
+def group_out(request, group: ServerGroup) -> dict:
+    count = request.dbsession.scalar(select(func.count()).select_from(Server).where(Server.group_id == group.id))
+    return ServerGroupOut.of(group, count)
+
+
+def _group(request) -> ServerGroup:
+    group = request.services.server_groups.get(request.matchdict["id"])
+    if group is None:
+        raise ApiProblem(404, "There is no server group with that id.")
+    return group
+
+
+@endpoint(GROUPS, "GET", "List server groups (paged by name)", response=ServerGroupPage, query=PAGED,
+          tag="server groups")
+def list_groups(request):
+    limit = limit_of(request)
+    after = cursor_of(request, 2)
+    stmt = request.services.server_groups.search(query_text(request)).order_by(None).order_by(
+        ServerGroup.name, ServerGroup.id)
+    if after is not None:
+        stmt = stmt.where(or_(ServerGroup.name > after[0],
+                              and_(ServerGroup.name == after[0], ServerGroup.id > after[1])))
+    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [group_out(request, g) for g in rows],
+            "next_cursor": encode_cursor([rows[-1].name, rows[-1].id]) if more else None}
+
+
+@endpoint(GROUPS, "POST", "Create a server group", body=ServerGroupIn, response=ServerGroupOut, status=201,
+          write=True, etag=True, does="server_group.create", tag="server groups")
+def create_group(request):
+    data = body_of(request, ServerGroupIn)
+    group = request.services.server_groups.create(data.name, data.description)
+    return group_out(request, group)
+
+
+@endpoint(GROUP, "GET", "One server group", response=ServerGroupOut, etag=True, tag="server groups")
+def get_group(request):
+    return group_out(request, _group(request))
+
+
+@endpoint(GROUP, "PATCH", "Change a server group", body=ServerGroupPatch, response=ServerGroupOut, write=True,
+          etag=True, does="server_group.update", tag="server groups")
+def patch_group(request):
+    group = _group(request)
+    check_if_match(request, group_out(request, group))
+    data = body_of(request, ServerGroupPatch)
+    request.services.server_groups.update(
+        group, data.name if data.name is not None else group.name,
+        data.description if data.description is not None else group.description)
+    return group_out(request, group)
+
+
+@endpoint(GROUP, "DELETE", "Delete a server group (its servers stay, without a group)", response=DeletedOut,
+          write=True, does="server_group.delete", tag="server groups")
+def delete_group(request):
+    group = _group(request)
+    check_if_match(request, group_out(request, group))
+    name = group.name
+    removed = request.services.server_groups.delete(group)
+    return {"deleted": name, "removed": removed}
+
+
+
+@endpoint(EXPORT, "GET", "Every server as CSV (never a password)", response="text/csv", does="server.export",
+          tag="servers")
+def export_servers(request):
+    text = _servers(request).export_csv()
+    return Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8")
+
+
+@endpoint(HOST_KEY_RESET, "POST", "Forget the server's pinned host key (after a reinstall): the gateway "
+          "pins the key the server presents at its next connection", response=HostKeyResetOut, write=True,
+          does="servers.host_key_reset", tag="servers")
+def reset_host_key(request):
+    server = _server(request)
+    before = _servers(request).reset_host_key(server)
+    return {"server": server.name, "was_pinned": before}

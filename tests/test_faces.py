@@ -1,0 +1,59 @@
+"""The three faces (panel, API, ezpyr-admin) offer the same admin actions:
+each action a service records in the activity log is offered by every face,
+unless ``ezpyr.faces.ONE_FACE`` says why not; and no face writes an activity
+entry itself (the services do)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from ezpyr.faces import API, CLI, OFFERED, ONE_FACE, PANEL
+
+PACKAGE = Path(__file__).resolve().parents[1] / "ezpyr"
+
+
+def recorded_by_services() -> dict[str, str]:
+    """Each action name a service passes to ``self.activity.record``, with where."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "record"
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "activity"
+                    and isinstance(node.func.value.value, ast.Name) and node.func.value.value.id == "self"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                found.setdefault(node.args[0].value, f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    return found
+
+
+def all_faces_loaded(wsgi_app) -> None:
+    """The panel's views (scanned by the app), the API's endpoints and the
+    command line's parser have all declared what they offer."""
+    from ezpyr.scripts.admin import build_parser
+    build_parser()
+
+
+def test_every_action_is_offered_by_every_face(wsgi_app):
+    all_faces_loaded(wsgi_app)
+    actions = set(recorded_by_services()) | OFFERED[PANEL] | OFFERED[API] | OFFERED[CLI]
+    missing = sorted(f"{action}: not offered by {face}" for action in actions if action not in ONE_FACE
+                     for face in (PANEL, API, CLI) if action not in OFFERED[face])
+    assert missing == []
+
+
+def test_what_a_face_offers_is_recorded_by_a_service(wsgi_app):
+    """A face's ``does`` names an action some service records (no typo, no
+    action that only a view writes)."""
+    all_faces_loaded(wsgi_app)
+    recorded = recorded_by_services()
+    offered = OFFERED[PANEL] | OFFERED[API] | OFFERED[CLI]
+    assert sorted(offered - set(recorded)) == []
+
+
+def test_one_face_names_only_actions_that_exist():
+    recorded = recorded_by_services()
+    assert sorted(set(ONE_FACE) - set(recorded)) == []
+
+
+def test_the_walk_finds_what_a_service_records(tmp_path):
+    found = recorded_by_services()
+    assert found["server.create"].startswith("ezpyr/servers/services.py:")
