@@ -161,12 +161,12 @@ class Services:
     @cached_property
     def access(self):
         from ezpyr.access.services import AccessService
-        return AccessService(self.dbsession)
+        return AccessService(self.dbsession, self.activity)
 
     @cached_property
     def guard(self):
         from ezpyr.guard.services import GuardService
-        return GuardService(self.dbsession)
+        return GuardService(self.dbsession, self.activity)
 
     @cached_property
     def gateway_keys(self):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.access.forms import AccessRuleForm, grouped_choices
+from ezpyr.access.forms import AccessRuleForm, grouped_choices, subject_of, target_of
+from ezpyr.access.services import rule_label
+from ezpyr.faces import does
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.validation import Invalid
 
@@ -18,6 +20,7 @@ def list_rules(request):
     return {"page": page, "q": q}
 
 
+@does("access.create")
 @view_config(route_name="access.new", renderer="access/form.jinja2", permission="admin")
 def new_rule(request):
     service = request.services.access
@@ -26,27 +29,25 @@ def new_rule(request):
     form.target.choices = grouped_choices("— a server group or a server —", service.target_choices())
     if request.method == "POST" and form.validate():
         try:
-            rule = service.create(form.subject.data, form.target.data)
+            rule = service.create(subject_of(form.subject.data), target_of(form.target.data))
         except Invalid as error:
             form.add_error(error)
         else:
-            label = f"{rule.subject_label} → {rule.target_label}"
-            request.activity.record("access.create", label)
-            request.session.flash(f"Access rule added: {label}.", "success")
+            request.session.flash(f"Access rule added: {rule_label(rule)}.", "success")
             return HTTPSeeOther(request.route_url("access.list"))
     return {"form": form}
 
 
+@does("access.delete")
 @view_config(route_name="access.delete", renderer="access/delete.jinja2", permission="admin")
 def delete_rule(request):
     service = request.services.access
     rule = service.get(request.matchdict["id"])
     if rule is None:
         raise HTTPNotFound("No such access rule.")
-    label = f"{rule.subject_label} → {rule.target_label}"
+    label = rule_label(rule)
     if request.method == "POST":
         service.delete(rule)
-        request.activity.record("access.delete", label)
         request.session.flash(f"Access rule removed: {label}.", "success")
         return HTTPSeeOther(request.route_url("access.list"))
     return {"rule": rule, "label": label}

@@ -18,6 +18,8 @@ def includeme(config):
     # each area's module declares its endpoints (and their routes)
     import ezpyr.api.views  # noqa: F401
     import ezpyr.servers.api  # noqa: F401
+    import ezpyr.access.api  # noqa: F401
+    import ezpyr.guard.api  # noqa: F401
 
     settings = config.get_settings()
     config.registry["ezpyr.api.limiter"] = RateLimiter(int(settings.get("ezpyr.api.rate_limit", 1200)))
@@ -26,8 +28,10 @@ def includeme(config):
     for name, pattern in ROUTES.items():
         config.add_route(name, pattern)
     for spec in ENDPOINTS:
+        # a read sent as POST (it has a body: "test a command") changes
+        # nothing, so a slave answers it as it answers a GET
         config.add_view(spec.view, route_name=spec.route, request_method=spec.method,
-                        permission=spec.permission, require_csrf=False)
+                        permission=spec.permission, require_csrf=False, node_local=not spec.write)
     config.add_route("tokens.list", "/api-tokens")
     config.add_route("tokens.new", "/api-tokens/new")
     config.add_route("tokens.revoke", "/api-tokens/{id}/revoke")

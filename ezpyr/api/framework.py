@@ -122,7 +122,7 @@ def body_of(request, model: type[BaseModel]) -> BaseModel:
 
 
 # the panel's form fields that the API names otherwise
-FIELD_NAMES = {"group_id": "group"}
+FIELD_NAMES = {"group_id": "group", "user_group_id": "user_group"}
 
 
 def refused_input(error: Invalid) -> ApiProblem:

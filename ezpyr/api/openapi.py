@@ -75,7 +75,7 @@ def document(request=None) -> dict:
             codes += ["409", "422"]
         if spec.method in ("PATCH", "DELETE"):
             codes.append("412")
-        if spec.query:
+        if spec.query or spec.body is not None:
             codes.append("422")
         for code in sorted(set(codes)):
             operation["responses"][code] = {"description": ERRORS[code],

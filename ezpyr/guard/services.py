@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import regex
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.guard.lines import simple_commands
 from ezpyr.paging import cap_search
 from ezpyr.guard.models import CommandRule
@@ -121,24 +122,34 @@ class Verdict:
         return not self.refused_by
 
 
+def rule_label(rule: CommandRule) -> str:
+    """How the activity log and the panel name a rule: "ops: ^rm\\s+-rf"."""
+    return f"{rule.user_group.name}: {rule.pattern}"
+
+
 class GuardService:
-    def __init__(self, dbsession: Session):
+    """Command rules, and the decision on a command; each change is
+    recorded in the activity log (``activity``: ``Services.activity``)."""
+
+    def __init__(self, dbsession: Session, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()
 
     # -- reading -------------------------------------------------------------
     def get(self, rule_id: str) -> CommandRule | None:
         return self.dbsession.get(CommandRule, rule_id)
 
-    def grouped(self, text: str = "") -> list[GroupRules]:
-        """Every rule, grouped by user group (groups by name, rules by
-        pattern); ``text`` keeps rules whose pattern, description or group
-        name contains it."""
+    def search(self, text: str = "", after: tuple[str, str, str] | None = None) -> Select:
+        """Every rule, by user group name, then pattern; ``text`` keeps rules
+        whose pattern, description or group name contains it; ``after`` (a
+        rule's :meth:`sort_key`) keeps the rules after that one (the next page)."""
         text = cap_search(text)
+        keys = (UserGroup.name, CommandRule.pattern, CommandRule.id)
         stmt = (
             select(CommandRule)
             .join(CommandRule.user_group)
             .options(selectinload(CommandRule.user_group))
-            .order_by(UserGroup.name, CommandRule.pattern, CommandRule.id)
+            .order_by(*keys)
         )
         if text:
             stmt = stmt.where(or_(
@@ -146,8 +157,31 @@ class GuardService:
                 CommandRule.description.contains(text, autoescape=True),
                 UserGroup.name.contains(text, autoescape=True),
             ))
+        if after is not None:
+            stmt = stmt.where(tuple_(*keys) > tuple_(*after))
+        return stmt
+
+    @staticmethod
+    def sort_key(rule: CommandRule) -> tuple[str, str, str]:
+        """Where ``rule`` stands in :meth:`search`'s order."""
+        return (rule.user_group.name, rule.pattern, rule.id)
+
+    def group_named(self, name: str) -> UserGroup:
+        """The user group named ``name`` (names are unique without regard to
+        case); Invalid when there is none."""
+        name = (name or "").strip()
+        group = self.dbsession.scalars(
+            select(UserGroup).where(func.lower(UserGroup.name) == name.lower())).first()
+        if group is None:
+            raise Invalid(f"There is no user group named {name!r}.", "user_group_id")
+        return group
+
+    def grouped(self, text: str = "") -> list[GroupRules]:
+        """Every rule, grouped by user group (groups by name, rules by
+        pattern); ``text`` keeps rules whose pattern, description or group
+        name contains it."""
         groups: list[GroupRules] = []
-        for rule in self.dbsession.scalars(stmt):
+        for rule in self.dbsession.scalars(self.search(text)):
             if not groups or groups[-1].group is not rule.user_group:
                 groups.append(GroupRules(rule.user_group, []))
             groups[-1].rules.append(rule)
@@ -172,10 +206,20 @@ class GuardService:
         """The rules of ``user``'s group that refuse ``command``."""
         return self.check(user.group, command)
 
+    def verdict(self, command: str, group: UserGroup | None, user: User | None = None) -> Verdict:
+        """What the guard says about ``command`` for ``group`` (for ``user``:
+        the user's group). Changes nothing."""
+        if not (command or "").strip():
+            raise Invalid("Type the command to test.", "command")
+        if user is not None:
+            group = user.group
+        return Verdict(command=command, group=group, user=user,
+                       refused_by=self.check(group, command), rule_count=len(self.rules_of(group)))
+
     def try_command(self, command: str, *, user_group_id: str | None = None,
                     username: str | None = None) -> Verdict:
-        """The test box: check ``command`` for a user group, or for a user
-        (then the user's group is used)."""
+        """The test box: check ``command`` for a user group (by id), or for
+        a user (by username; then the user's group is used)."""
         user_group_id, username = (user_group_id or "").strip(), (username or "").strip()
         if user_group_id and username:
             raise Invalid("Choose a user group or type a username, not both.", "username")
@@ -183,18 +227,13 @@ class GuardService:
             user = self.dbsession.scalars(select(User).where(User.username == username)).first()
             if user is None:
                 raise Invalid(f"No user is named {username!r}.", "username")
-            group = user.group
-        elif user_group_id:
-            user = None
+            return self.verdict(command, None, user)
+        if user_group_id:
             group = self.dbsession.get(UserGroup, user_group_id)
             if group is None:
                 raise Invalid("That user group no longer exists; choose another.", "user_group_id")
-        else:
-            raise Invalid("Choose a user group, or type a username.", "user_group_id")
-        if not (command or "").strip():
-            raise Invalid("Type the command to test.", "command")
-        return Verdict(command=command, group=group, user=user,
-                       refused_by=self.check(group, command), rule_count=len(self.rules_of(group)))
+            return self.verdict(command, group)
+        raise Invalid("Choose a user group, or type a username.", "user_group_id")
 
     # -- changing ---------------------------------------------------------------
     def _check(self, user_group_id: str | None, pattern: str, description: str,
@@ -225,17 +264,23 @@ class GuardService:
         rule = CommandRule(user_group=group, pattern=pattern, description=description)
         self.dbsession.add(rule)
         self.dbsession.flush()
+        self.activity.record("guard.create", rule_label(rule))
         return rule
 
     def update(self, rule: CommandRule, user_group_id: str | None, pattern: str,
                description: str = "") -> CommandRule:
         group, pattern, description = self._check(user_group_id, pattern, description, rule)
+        old = rule_label(rule)
         rule.user_group = group
         rule.pattern = pattern
         rule.description = description
         self.dbsession.flush()
+        label = rule_label(rule)
+        self.activity.record("guard.update", label, f"was {old}" if old != label else "")
         return rule
 
     def delete(self, rule: CommandRule) -> None:
+        label = rule_label(rule)
         self.dbsession.delete(rule)
         self.dbsession.flush()
+        self.activity.record("guard.delete", label)

@@ -4,8 +4,10 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.faces import does
 from ezpyr.paging import search_text
 from ezpyr.guard.forms import CommandRuleForm, CommandTestForm
+from ezpyr.guard.services import rule_label
 from ezpyr.validation import Invalid
 
 
@@ -21,10 +23,6 @@ def _rule_or_404(request, service):
     return rule
 
 
-def _label(rule) -> str:
-    return f"{rule.user_group.name}: {rule.pattern}"
-
-
 @view_config(route_name="guard.list", renderer="guard/list.jinja2", permission="admin")
 def list_rules(request):
     q = search_text(request)
@@ -32,6 +30,7 @@ def list_rules(request):
     return {"groups": groups, "q": q, "count": sum(len(g.rules) for g in groups)}
 
 
+@does("guard.create")
 @view_config(route_name="guard.new", renderer="guard/form.jinja2", permission="admin")
 def new_rule(request):
     form = CommandRuleForm.from_request(request, user_group_id=request.GET.get("group", ""))
@@ -44,7 +43,6 @@ def new_rule(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("guard.create", _label(rule))
             request.session.flash(
                 f"Command rule {rule.pattern} added to user group {rule.user_group.name}.", "success"
             )
@@ -52,6 +50,7 @@ def new_rule(request):
     return {"form": form, "rule": None}
 
 
+@does("guard.update")
 @view_config(route_name="guard.edit", renderer="guard/form.jinja2", permission="admin")
 def edit_rule(request):
     service = request.services.guard
@@ -64,20 +63,19 @@ def edit_rule(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("guard.update", _label(rule))
             request.session.flash(f"Command rule {rule.pattern} saved.", "success")
             return HTTPSeeOther(request.route_url("guard.list"))
     return {"form": form, "rule": rule}
 
 
+@does("guard.delete")
 @view_config(route_name="guard.delete", renderer="guard/delete.jinja2", permission="admin")
 def delete_rule(request):
     service = request.services.guard
     rule = _rule_or_404(request, service)
     if request.method == "POST":
-        label = _label(rule)
+        label = rule_label(rule)
         service.delete(rule)
-        request.activity.record("guard.delete", label)
         request.session.flash(f"Command rule removed ({label}).", "success")
         return HTTPSeeOther(request.route_url("guard.list"))
     return {"rule": rule}

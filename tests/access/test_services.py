@@ -3,7 +3,8 @@ import pytest
 from sqlalchemy import event
 
 from ezpyr.access.models import AccessRule
-from ezpyr.access.services import AccessService
+from ezpyr.access.forms import option_value, subject_of, target_of
+from ezpyr.access.services import AccessService, Subject, Target
 from ezpyr.servers.models import Server
 from ezpyr.validation import Invalid
 from tests.access.conftest import make_server, make_server_group
@@ -147,37 +148,108 @@ def test_can_reach_by_each_path(dbsession, world):
     assert not service.can_reach(bob, world["web1"]) and not service.can_reach(bob, world["lone"])
 
 
-def test_create_from_form_values_and_refuse_a_duplicate(dbsession, world):
-    service = AccessService(dbsession)
-    rule = service.create(f"ug:{world['ops'].id}", f"sg:{world['web'].id}")
+class Recorded:
+    """The activity a service records, as (action, target, details)."""
+
+    def __init__(self):
+        self.entries = []
+
+    def record(self, action, target="", details="", **_who):
+        self.entries.append((action, target, details))
+
+
+def test_create_and_refuse_a_duplicate(dbsession, world):
+    activity = Recorded()
+    service = AccessService(dbsession, activity)
+    rule = service.create(Subject("user_group", world["ops"].id), Target("server_group", world["web"].id))
     dbsession.commit()
     assert (rule.user_group, rule.server_group) == (world["ops"], world["web"])
     assert rule.user_id is None and rule.server_id is None
     with pytest.raises(Invalid) as info:
-        service.create(f"ug:{world['ops'].id}", f"sg:{world['web'].id}")
+        service.create(Subject("user_group", world["ops"].id), Target("server_group", world["web"].id))
     assert "already exists" in info.value.message and info.value.field is None
     # same subject, other kind of target: a different rule
-    other = service.create(f"u:{world['alice'].id}", f"s:{world['web1'].id}")
+    other = service.create(Subject("user", world["alice"].id), Target("server", world["web1"].id))
     assert (other.user, other.server) == (world["alice"], world["web1"])
     dbsession.commit()
     assert dbsession.query(AccessRule).count() == 2
+    service.delete(other)
+    assert activity.entries == [
+        ("access.create", "user group ops → server group web", ""),
+        ("access.create", "user alice → server web1", ""),
+        ("access.delete", "user alice → server web1", "")]
 
 
 @pytest.mark.parametrize("subject, target, field", [
-    ("", "sg:{web}", "subject"),
-    ("ug:{ops}", "", "target"),
-    ("x:{ops}", "sg:{web}", "subject"),
-    ("ug:", "sg:{web}", "subject"),
-    ("ug:{ops}", "s:{web}", "target"),   # a server group's id is not a server
-    ("ug:nope", "sg:{web}", "subject"),
-    ("u:{ops}", "sg:{web}", "subject"),
+    (("user_group", ""), ("server_group", "{web}"), "subject"),
+    (("user_group", "{ops}"), ("server", "{web}"), "target"),   # a server group's id is not a server
+    (("user_group", "nope"), ("server_group", "{web}"), "subject"),
+    (("user", "{ops}"), ("server_group", "{web}"), "subject"),
+    (("server", "{ops}"), ("server_group", "{web}"), "subject"),  # not a kind of subject
 ])
-def test_create_refuses_bad_or_stale_values(dbsession, world, subject, target, field):
+def test_create_refuses_bad_or_stale_rows(dbsession, world, subject, target, field):
     ids = {"ops": world["ops"].id, "web": world["web"].id}
     with pytest.raises(Invalid) as info:
-        AccessService(dbsession).create(subject.format(**ids), target.format(**ids))
+        AccessService(dbsession).create(Subject(subject[0], subject[1].format(**ids)),
+                                        Target(target[0], target[1].format(**ids)))
     assert info.value.field == field
     assert dbsession.query(AccessRule).count() == 0
+
+
+@pytest.mark.parametrize("value, subject", [
+    ("ug:abc", Subject("user_group", "abc")), ("u:abc", Subject("user", "abc")),
+    ("", None), ("rubbish", None), ("x:abc", None), ("ug:", None), ("sg:abc", None)])
+def test_the_panel_reads_its_option_values(value, subject):
+    if subject is None:
+        with pytest.raises(Invalid) as info:
+            subject_of(value)
+        assert info.value.field == "subject" and info.value.message == "Choose who gets access from the list."
+    else:
+        assert subject_of(value) == subject
+        assert option_value(subject) == value
+    assert target_of("s:abc") == Target("server", "abc") and target_of("sg:abc") == Target("server_group", "abc")
+    with pytest.raises(Invalid) as info:
+        target_of("u:abc")
+    assert info.value.field == "target"
+
+
+def test_subjects_and_targets_by_name(dbsession, world):
+    service = AccessService(dbsession)
+    assert service.subject_named(user_group="OPS") == Subject("user_group", world["ops"].id)
+    assert service.subject_named(user="alice") == Subject("user", world["alice"].id)
+    assert service.target_named(server_group="web") == Target("server_group", world["web"].id)
+    assert service.target_named(server="Web1") == Target("server", world["web1"].id)
+    for kwargs, message in [({"user_group": "nope"}, "There is no user group named 'nope'."),
+                            ({"user": "carol"}, "There is no user named 'carol'."),
+                            ({}, "Name a user group or a user (one of them)."),
+                            ({"user_group": "ops", "user": "alice"}, "Name a user group or a user (one of them).")]:
+        with pytest.raises(Invalid) as info:
+            service.subject_named(**kwargs)
+        assert (info.value.message, info.value.field) == (message, "subject")
+    with pytest.raises(Invalid) as info:
+        service.target_named(server="nope")
+    assert (info.value.message, info.value.field) == ("There is no server named 'nope'.", "target")
+
+
+def test_search_pages_from_a_rules_sort_key(dbsession, world):
+    for target in ("web", "db"):
+        make_rule(dbsession, user_group=world["ops"], server_group=world[target])
+    for target in ("web1", "lone", "db1"):
+        make_rule(dbsession, user=world["bob"], server=world[target])
+    make_rule(dbsession, user=world["alice"], server_group=world["web"])
+    service = AccessService(dbsession)
+    everything = list(dbsession.scalars(service.search()))
+    seen, after = [], None
+    while True:
+        page = list(dbsession.scalars(service.search(after=after).limit(2)))
+        if not page:
+            break
+        seen += page
+        after = service.sort_key(page[-1])
+    assert seen == everything and len(seen) == 6
+    assert [(r.subject_label, r.target_label) for r in seen][:3] == [
+        ("user group ops", "server group db"), ("user group ops", "server group web"),
+        ("user alice", "server group web")]
 
 
 def test_search_filters_by_subject_and_orders(dbsession, world):

@@ -143,3 +143,56 @@ def test_try_command(dbsession, ops, passwords):
     with pytest.raises(Invalid) as info:
         service.try_command("  ", user_group_id=ops.id)
     assert info.value.field == "command"
+
+
+class Recorded:
+    def __init__(self):
+        self.entries = []
+
+    def record(self, action, target="", details="", **_who):
+        self.entries.append((action, target, details))
+
+
+def test_changes_are_recorded_by_the_service(dbsession, ops):
+    dev = make_user_group(dbsession, "dev")
+    activity = Recorded()
+    service = GuardService(dbsession, activity)
+    rule = service.create(ops.id, "^rm")
+    service.update(rule, ops.id, "^rm", "words only")
+    service.update(rule, dev.id, "^rm -rf")
+    service.delete(rule)
+    assert activity.entries == [
+        ("guard.create", "ops: ^rm", ""), ("guard.update", "ops: ^rm", ""),
+        ("guard.update", "dev: ^rm -rf", "was ops: ^rm"), ("guard.delete", "dev: ^rm -rf", "")]
+    with pytest.raises(Invalid):
+        service.create(ops.id, "(a|aa)+$")  # catastrophic backtracking: refused, nothing recorded
+    assert len(activity.entries) == 4
+
+
+def test_search_pages_from_a_rules_sort_key(dbsession, ops):
+    dev = make_user_group(dbsession, "dev")
+    service = GuardService(dbsession)
+    for group, pattern in [(ops, "^b"), (ops, "^a"), (dev, "^z"), (ops, "^c"), (dev, "^a")]:
+        service.create(group.id, pattern)
+    dbsession.commit()
+    seen, after = [], None
+    while page := list(dbsession.scalars(service.search(after=after).limit(2))):
+        seen += [(r.user_group.name, r.pattern) for r in page]
+        after = service.sort_key(page[-1])
+    assert seen == [("dev", "^a"), ("dev", "^z"), ("ops", "^a"), ("ops", "^b"), ("ops", "^c")]
+
+
+def test_a_group_by_name_and_a_verdict(dbsession, ops, passwords):
+    service = GuardService(dbsession)
+    assert service.group_named("OPS") is ops
+    with pytest.raises(Invalid) as info:
+        service.group_named("nope")
+    assert (info.value.message, info.value.field) == ("There is no user group named 'nope'.", "user_group_id")
+    rule = service.create(ops.id, r"\bshutdown\b")
+    alice = make_user(dbsession, passwords, "alice", group=ops)
+    verdict = service.verdict("echo hi; shutdown now", None, alice)
+    assert (verdict.allowed, verdict.group, verdict.refused_by, verdict.rule_count) == (False, ops, [rule], 1)
+    assert service.verdict("ls", ops).allowed
+    with pytest.raises(Invalid) as info:
+        service.verdict(" ", ops)
+    assert info.value.field == "command"

@@ -311,7 +311,9 @@ def test_access_rules_and_the_command_guard(node, db):
 
     by_group = data(node, "access", "add", "--user-group", "ops", "--server-group", "web")
     rule = by_group["access_rule"]
-    assert {k: rule[k] for k in ("subject", "target", "label")} == {
+    assert ({k: rule[k] for k in ("subject", "target", "label")}
+            | {"subject": {k: rule["subject"][k] for k in ("kind", "name")},
+               "target": {k: rule["target"][k] for k in ("kind", "name")}}) == {
         "subject": {"kind": "user_group", "name": "ops"},
         "target": {"kind": "server_group", "name": "web"},
         "label": "user group ops → server group web"}
@@ -334,8 +336,8 @@ def test_access_rules_and_the_command_guard(node, db):
 
     guard = data(node, "guard", "add", "--group", "ops", "--pattern", r"^rm\s+-rf",
                  "--description", "no wiping")["command_rule"]
-    assert {k: guard[k] for k in ("group", "pattern", "description")} == {
-        "group": "ops", "pattern": r"^rm\s+-rf", "description": "no wiping"}
+    assert {k: guard[k] for k in ("user_group", "pattern", "description")} == {
+        "user_group": "ops", "pattern": r"^rm\s+-rf", "description": "no wiping"}
     refused(node, db, "guard", "add", "--group", "ops", "--pattern", "rm (",
             says="This is not a valid regular expression")
     refused(node, db, "guard", "add", "--group", "nope", "--pattern", "x",
@@ -345,17 +347,34 @@ def test_access_rules_and_the_command_guard(node, db):
     test = admin(node, "guard", "test", "--user", "alice", "rm -rf /", "--json")
     assert test.returncode == 1  # refused
     verdict = json.loads(test.stdout)
-    assert (verdict["allowed"], verdict["group"], verdict["user"], verdict["rules_checked"],
+    assert (verdict["allowed"], verdict["user_group"], verdict["user"], verdict["rules_checked"],
             [r["id"] for r in verdict["refused_by"]]) == (False, "ops", "alice", 1, [guard["id"]])
     assert ok(node, "guard", "test", "--group", "ops", "ls -la") == \
         "allowed for user group ops: 1 rule checked, none matches\n"
+    ok(node, "user-groups", "add", "dev")
+    edited = data(node, "guard", "edit", guard["id"], "--group", "dev", "--pattern", r"^rm\s+-r")
+    assert edited["message"] == rf"saved command rule {guard['id']} (dev: ^rm\s+-r) (was ops: ^rm\s+-rf)"
+    assert {k: edited["command_rule"][k] for k in ("user_group", "pattern", "description")} == {
+        "user_group": "dev", "pattern": r"^rm\s+-r", "description": "no wiping"}
+    assert ok(node, "guard", "edit", guard["id"], "--description", "") == \
+        f"saved command rule {guard['id']} (dev: ^rm\\s+-r)\n"
+    other = data(node, "guard", "add", "--group", "dev", "--pattern", "^halt")["command_rule"]
+    refused(node, db, "guard", "edit", other["id"], "--pattern", r"^rm\s+-r",
+            says="User group dev already has a rule with this pattern.")
+    refused(node, db, "guard", "edit", other["id"], "--pattern", "(a|aa)+$", says="exponential time")
+    refused(node, db, "guard", "edit", other["id"], "--group", "nope", says="There is no user group named 'nope'")
+    refused(node, db, "guard", "edit", "no-such-id", "--pattern", "x", says="There is no command rule with id")
     ok(node, "guard", "delete", guard["id"])
-    assert data(node, "guard", "list") == {"command_rules": []}
-    assert [a[:2] for a in db.activity() if a[0].startswith(("access.", "guard."))] == [
-        ("access.create", "user group ops → server group web"),
-        ("access.create", "user alice → server db1"),
-        ("access.delete", "user group ops → server group web"),
-        ("guard.create", r"ops: ^rm\s+-rf"), ("guard.delete", r"ops: ^rm\s+-rf")]
+    assert [r["pattern"] for r in data(node, "guard", "list")["command_rules"]] == ["^halt"]
+    assert [a[:3] for a in db.activity() if a[0].startswith(("access.", "guard."))] == [
+        ("access.create", "user group ops → server group web", ""),
+        ("access.create", "user alice → server db1", ""),
+        ("access.delete", "user group ops → server group web", ""),
+        ("guard.create", r"ops: ^rm\s+-rf", ""),
+        ("guard.update", r"dev: ^rm\s+-r", r"was ops: ^rm\s+-rf"),
+        ("guard.update", r"dev: ^rm\s+-r", ""),
+        ("guard.create", "dev: ^halt", ""),
+        ("guard.delete", r"dev: ^rm\s+-r", "")]
 
 
 def test_settings(node, db):
