@@ -2,9 +2,12 @@
 
 Every change goes through the same service as the panel's page, in one
 transaction: it is checked first and then done whole, or refused with a
-message and exit code 2, with nothing changed. Each change is written to
-the activity log as the panel writes it (who: "cli"). ``--json`` prints
-machine-readable output (on an error: ``{"error": ...}``).
+message and exit code 2, with nothing changed. ``servers import`` runs the
+panel's import job in this process and waits for it (a progress bar on a
+terminal). No argument may hold a control character (NUL, ESC …), as no
+field of the panel may. Each change is written to the activity log as the
+panel writes it (who: "cli"). ``--json`` prints machine-readable output (on
+an error: ``{"error": ...}``).
 
 Things are named by name (username, group name, server name); only access
 and command rules, which have no name, by their id.
@@ -27,41 +30,65 @@ from ezpyr.auth.services import AuthService
 from ezpyr.gateway.services import reset_host_key
 from ezpyr.gateway.sessions import SessionLog, log_dir
 from ezpyr.guard.services import GuardService
+from ezpyr.jobs.models import JobState
+from ezpyr.jobs.services import wait_for
 from ezpyr.passwords import Passwords
 from ezpyr.replication.capture import NodeIsReadOnly
+from ezpyr.scripts.cluster import JobFailed, terminal_progress
 from ezpyr.scripts.failures import explain, one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.secretbox import SecretKeyMissing
 from ezpyr.servers import csvio
+from ezpyr.servers.imports import Importer, ServerImports, servers as counted_servers
 from ezpyr.servers.services import (NO_GROUP, InvalidServer, ServerGroupService, ServerInput,
                                     ServerLookup, ServerService, plural)
 from ezpyr.settings.services import LABELS, LIMITS, PanelSettings, SettingsService
 from ezpyr.users.groups import UserGroupService
 from ezpyr.users.keys import UserKeyService
 from ezpyr.users.services import UserService, generate_password
-from ezpyr.validation import Invalid
+from ezpyr.validation import Invalid, has_control
 
 PROG = "ezpyr-admin"
+# arguments that are text of several lines (as the panel's text areas): they may hold line
+# breaks and tabs, no other control character
+MULTI_LINE_ARGUMENTS = {"description"}
 
 
 class Refused(Invalid):
-    """Invalid with several reasons (every error of a server or a CSV file)."""
+    """Invalid with several reasons (every error of a server or a CSV file;
+    ``count``: how many there are, when ``errors`` holds only the first)."""
 
-    def __init__(self, message: str, errors: list[str]):
+    def __init__(self, message: str, errors: list[str], count: int | None = None):
         super().__init__(message)
         self.errors = errors
+        self.count = len(errors) if count is None else count
 
 
 class Done:
     """What a command did: text for people, data for ``--json``, the exit code.
-    Printed only after the transaction committed."""
+    Printed only after the transaction committed. ``follow(env, args)``,
+    when given, runs once it has, and its Done is the command's (a job
+    that the transaction started)."""
 
     def __init__(self, text: str | list[str] = "", data: dict | None = None, code: int = 0,
-                 *, raw: bool = False):
+                 *, raw: bool = False, follow=None):
         self.text = text if isinstance(text, str) else "\n".join(text)
         self.data = data if data is not None else {}
         self.code = code
         self.raw = raw  # text is written exactly as it is (a CSV file)
+        self.follow = follow
+
+
+def check_arguments(args) -> None:
+    """Refuse an argument holding a control character (NUL, ESC, …), with
+    nothing done: no field of the panel takes one, so no command does."""
+    for name, value in vars(args).items():
+        if name == "config":
+            continue
+        for each in value if isinstance(value, list) else [value]:
+            if isinstance(each, str) and has_control(each, multi_line=name in MULTI_LINE_ARGUMENTS):
+                raise Invalid(f"The {name.replace('_', ' ')} must not hold control characters (such as NUL "
+                              "or ESC). Nothing was changed.")
 
 
 def table(headers: list[str], rows: list[list], empty: str) -> str:
@@ -158,6 +185,9 @@ def read_password(what: str) -> str:
     if not line:
         raise Invalid(f"--password-stdin: no {what} on standard input; "
                       "pipe it in, e.g. printf '%s\\n' \"$PASSWORD\" | ezpyr-admin ...")
+    if has_control(line):
+        raise Invalid(f"--password-stdin: the {what} must not hold control characters (such as NUL). "
+                      "Nothing was changed.")
     return line
 
 
@@ -357,6 +387,9 @@ def keys_add(a: Admin, args) -> Done:
                     else Path(args.key_file).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
             raise Invalid(f"--key-file: cannot read {args.key_file}: {error}") from None
+        if has_control(text, multi_line=True):
+            raise Invalid(f"--key-file: {args.key_file} holds control characters (such as NUL); a public "
+                          "key is one line of text. Nothing was changed.")
     key = UserKeyService(a.dbsession).add(user, text, args.name or "")
     a.record("user.key_add", user.username, key.fingerprint)
     message = f"added key {key.fingerprint} for {user.username}"
@@ -544,6 +577,8 @@ def servers_reset_host_key(a: Admin, args) -> Done:
 
 
 def servers_import(a: Admin, args) -> Done:
+    """The panel's import job, started here once this transaction commits
+    and then waited for."""
     try:
         if args.file == "-":
             data = sys.stdin.buffer.read(csvio.MAX_BYTES + 1)
@@ -552,16 +587,28 @@ def servers_import(a: Admin, args) -> Done:
                 data = f.read(csvio.MAX_BYTES + 1)
     except OSError as error:
         raise Invalid(f"cannot read {args.file}: {error.strerror}. Nothing was imported.") from None
-    try:
-        result = csvio.ServerImport(a.dbsession, a.env.secret_box).run(data)
-    except csvio.ImportRefused as refused:
-        raise Invalid(f"{refused} Nothing was imported.") from None
-    if not result.ok:
-        raise Refused(f"{plural(len(result.errors), 'error')} in {args.file}; nothing was "
-                      "imported. Fix them and import the file again.", result.errors)
-    a.record("server.import", plural(result.imported, "server"))
-    message = f"imported {plural(result.imported, 'server')}"
-    return Done(message, {"message": message, "imported": result.imported})
+    importer = Importer(username="cli", remote_addr="cli", actor=f"cli:{os_user()}")
+    imports = ServerImports(a.dbsession, a.env.secret_box, a.env.settings.get("ezpyr.node_name", ""),
+                            importer)
+    launch = imports.start(data, "standard input" if args.file == "-" else args.file)
+    launch.start_after_commit(a.dbsession)
+    return Done(follow=lambda env, args: follow_import(env, args, launch.job.id))
+
+
+def follow_import(env: NodeEnv, args, job_id: str) -> Done:
+    """Wait for the import job (a progress bar when standard error is a
+    terminal and the output is not JSON); its outcome is the command's."""
+    show = terminal_progress() if not args.json and sys.stderr.isatty() else None
+    job = wait_for(env.engine, job_id, show)
+    if show is not None:
+        sys.stderr.write("\n")
+    result = json.loads(job.result or "{}")
+    if job.state == JobState.FAILED:
+        if job.refused:
+            raise Refused(job.error, result.get("errors") or [], result.get("error_count"))
+        raise JobFailed(f"the import failed: {job.error}. Nothing was imported.")
+    message = f"imported {counted_servers(result['added'])}"
+    return Done(message, {"message": message, "imported": result["added"], "job": job.id})
 
 
 # -- server groups ----------------------------------------------------------------------
@@ -989,8 +1036,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
     p = action(servers, "export", servers_export, "every server as CSV (never a password)")
     p.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
-    p = action(servers, "import", servers_import, "add the servers of a CSV file: every row is "
-               "checked first; all are added or none")
+    p = action(servers, "import", servers_import, "add the servers of a CSV file, as the panel's "
+               "import job (a progress bar on a terminal): every row is checked first; all are added "
+               "or none; one import at a time")
     p.add_argument("file", help=f"the CSV file ('-': standard input); header: "
                    f"{','.join(csvio.COLUMNS)}[,password]")
 
@@ -1082,12 +1130,19 @@ def os_user() -> str:
         return str(os.getuid())
 
 
-def fail(args, message: str, errors: list[str] | None = None, code: int = 2) -> int:
+def fail(args, message: str, errors: list[str] | None = None, code: int = 2,
+         count: int | None = None) -> int:
+    """Say why the command failed; ``errors`` are its reasons (the first
+    ones of ``count``)."""
+    more = (count or 0) - len(errors or [])
     if args.json:
-        print(json.dumps({"error": message, **({"errors": errors} if errors else {})}))
+        print(json.dumps({"error": message, **({"errors": errors} if errors else {}),
+                          **({"error_count": count} if more > 0 else {})}))
         return code
     for line in errors or []:
         print(f"{PROG}: {line}", file=sys.stderr)
+    if more > 0:
+        print(f"{PROG}: … and {more:,} more", file=sys.stderr)
     if not errors or message != errors[0]:
         print(f"{PROG}: {message}", file=sys.stderr)
     return code
@@ -1114,14 +1169,22 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not Path(args.config.split("#")[0]).is_file():
         return fail(args, f"no such config file: {args.config}")
+    try:
+        check_arguments(args)
+    except Invalid as error:
+        return fail(args, error.message)
     env = NodeEnv(args.config)
     try:
         with env.session(actor=f"cli:{os_user()}") as dbsession:
             done = args.func(Admin(env, dbsession), args)
+        if done.follow is not None:
+            done = done.follow(env, args)
     except Refused as error:
-        return fail(args, error.message, error.errors)
+        return fail(args, error.message, error.errors, count=error.count)
     except Invalid as error:
         return fail(args, error.message)
+    except JobFailed as error:
+        return fail(args, str(error), code=1)
     except NodeIsReadOnly as error:
         return fail(args, read_only_message(env, error))
     except SecretKeyMissing as error:
