@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ezpyr.faces import CLI, offer
-from ezpyr.validation import Invalid
+from ezpyr.validation import Invalid, has_control
 
 if TYPE_CHECKING:
     from ezpyr.passwords import Passwords
@@ -20,23 +20,45 @@ if TYPE_CHECKING:
 
 
 class Refused(Invalid):
-    """Invalid with several reasons (every error of a server or a CSV file)."""
+    """Invalid with several reasons (every error of a server or a CSV file;
+    ``count``: how many there are, when ``errors`` holds only the first)."""
 
-    def __init__(self, message: str, errors: list[str]):
+    def __init__(self, message: str, errors: list[str], count: int | None = None):
         super().__init__(message)
         self.errors = errors
+        self.count = len(errors) if count is None else count
 
 
 class Done:
     """What a command did: text for people, data for ``--json``, the exit code.
-    Printed only after the transaction committed."""
+    Printed only after the transaction committed. ``follow(env, args)``,
+    when given, runs once it has, and its Done is the command's (a job
+    that the transaction started)."""
 
     def __init__(self, text: str | list[str] = "", data: dict | None = None, code: int = 0,
-                 *, raw: bool = False):
+                 *, raw: bool = False, follow=None):
         self.text = text if isinstance(text, str) else "\n".join(text)
         self.data = data if data is not None else {}
         self.code = code
         self.raw = raw  # text is written exactly as it is (a CSV file)
+        self.follow = follow
+
+
+# arguments that are text of several lines (as the panel's text areas): they may hold line
+# breaks and tabs, no other control character
+MULTI_LINE_ARGUMENTS = {"description"}
+
+
+def check_arguments(args) -> None:
+    """Refuse an argument holding a control character (NUL, ESC, …), with
+    nothing done: no field of the panel takes one, so no command does."""
+    for name, value in vars(args).items():
+        if name == "config":
+            continue
+        for each in value if isinstance(value, list) else [value]:
+            if isinstance(each, str) and has_control(each, multi_line=name in MULTI_LINE_ARGUMENTS):
+                raise Invalid(f"The {name.replace('_', ' ')} must not hold control characters (such as NUL "
+                              "or ESC). Nothing was changed.")
 
 
 def table(headers: list[str], rows: list[list], empty: str) -> str:
@@ -129,6 +151,9 @@ def read_password(what: str) -> str:
     if not line:
         raise Invalid(f"--password-stdin: no {what} on standard input; "
                       "pipe it in, e.g. printf '%s\\n' \"$PASSWORD\" | ezpyr-admin ...")
+    if has_control(line):
+        raise Invalid(f"--password-stdin: the {what} must not hold control characters (such as NUL). "
+                      "Nothing was changed.")
     return line
 
 

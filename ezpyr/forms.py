@@ -5,16 +5,12 @@ CSRF is checked by Pyramid itself for every unsafe request (see
 """
 from __future__ import annotations
 
-import re
-
 import wtforms
 
-from ezpyr.validation import Invalid
+from ezpyr.validation import Invalid, has_control
 
 # NUL and the other control characters: no field of the panel takes them
 # (a multi-line field takes line breaks and tabs).
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-CONTROL_IN_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 NO_CONTROL = "This field must not hold control characters (such as NUL)."
 
 
@@ -48,9 +44,9 @@ class Form(wtforms.Form):
         """The fields' own checks, and no control characters in any text."""
         valid = super().validate(extra_validators)
         for field in self:
-            pattern = CONTROL_IN_TEXT_RE if isinstance(field, wtforms.TextAreaField) else CONTROL_RE
+            multi_line = isinstance(field, wtforms.TextAreaField)
             for value in field.raw_data or []:
-                if isinstance(value, str) and pattern.search(value):
+                if isinstance(value, str) and has_control(value, multi_line=multi_line):
                     if isinstance(field.errors, tuple):
                         field.errors = list(field.errors)
                     field.errors.append(NO_CONTROL)

@@ -154,6 +154,18 @@ class Services:
         return ServerGroupService(self.dbsession, self.activity)
 
     @cached_property
+    def server_imports(self):
+        """The CSV import job, acting for this unit of work's actor."""
+        from ezpyr.replication.capture import ACTOR
+        from ezpyr.servers.imports import Importer, ServerImports
+        actor = self.actor
+        outbox_actor = self.dbsession.info.get(ACTOR) or actor.username
+        importer = Importer(username=actor.username, remote_addr=actor.remote_addr,
+                            actor=outbox_actor() if callable(outbox_actor) else outbox_actor,
+                            user_id=actor.user.id if actor.user is not None else None, via=actor.via)
+        return ServerImports(self.dbsession, self.secret_box, self.node_name, importer)
+
+    @cached_property
     def server_lookup(self):
         from ezpyr.servers.services import ServerLookup
         return ServerLookup(self.dbsession)

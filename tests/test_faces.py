@@ -12,14 +12,25 @@ from ezpyr.faces import API, CLI, OFFERED, ONE_FACE, PANEL
 PACKAGE = Path(__file__).resolve().parents[1] / "ezpyr"
 
 
+def self_activity(node) -> bool:
+    """``self.activity``: a service's activity log."""
+    return (isinstance(node, ast.Attribute) and node.attr == "activity"
+            and isinstance(node.value, ast.Name) and node.value.id == "self")
+
+
+def activity_log(node) -> bool:
+    """``ActivityLog(...)``: a job writing its entry in a session of its own."""
+    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ActivityLog"
+
+
 def recorded_by_services() -> dict[str, str]:
-    """Each action name a service passes to ``self.activity.record``, with where."""
+    """Each action name a service (``self.activity.record``) or a job
+    (``ActivityLog(...).record``) records, with where."""
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "record"
-                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "activity"
-                    and isinstance(node.func.value.value, ast.Name) and node.func.value.value.id == "self"
+                    and (self_activity(node.func.value) or activity_log(node.func.value))
                     and node.args and isinstance(node.args[0], ast.Constant)):
                 found.setdefault(node.args[0].value, f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     return found

@@ -29,8 +29,8 @@ from ezpyr.node.models import Role
 from ezpyr.cluster.resolve import Decision, Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
 from ezpyr.cluster.services import ClusterService
-from ezpyr.jobs.models import Job, JobState
-from ezpyr.jobs.services import JobService, Progress, Work, start_after_commit
+from ezpyr.jobs.models import JobState
+from ezpyr.jobs.services import JobService, Launch, Progress, Work
 from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.replication.verify import PeerAnswerInvalid, chunk_rows_setting, timeout_setting, verify
 from ezpyr.validation import Invalid
@@ -40,19 +40,6 @@ CHANGE_LOCK = "cluster-change"
 VERIFY_LOCK = "cluster-verify"
 
 NO_PEER = "No other node is configured: there is nothing to {what}."
-
-
-@dataclass
-class Launch:
-    """A job an action created (or the running one it follows). ``work`` is
-    None when the job was already running: there is nothing to start."""
-
-    job: Job
-    work: Work | None = None
-
-    def start_after_commit(self, dbsession: Session) -> None:
-        if self.work is not None:
-            start_after_commit(dbsession, self.job.id, self.work)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.cluster.actions import Launch
+from ezpyr.jobs.services import Launch
 from ezpyr.cluster.forms import AddForm
 from ezpyr.cluster.models import Link
 from ezpyr.cluster.reconcile import row_label, shown_value

@@ -96,6 +96,6 @@ class HomeService:
                 select(Job).where(Job.state == "failed", Job.finished_at >= now - FAILED_JOBS_SHOWN)
                 .order_by(Job.finished_at.desc()).limit(5)):
             items.append(Attention(
-                "job_failed", f"{job.kind.capitalize()} failed at {job.finished_at:%H:%M:%S} UTC: "
+                "job_failed", f"{job.title} failed at {job.finished_at:%H:%M:%S} UTC: "
                 f"{job.error or 'no reason recorded'}"))
         return items

@@ -1,10 +1,11 @@
-"""Long work (Verify, Add, Make master, Resolve) recorded as jobs: node-local."""
+"""Long work (Verify, Add, Make master, Resolve, a CSV import of servers)
+recorded as jobs: node-local."""
 from __future__ import annotations
 
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, Integer, String, Text, false
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ezpyr.meta import Base, LongText, Timestamp, new_uuid, utcnow
@@ -21,7 +22,7 @@ ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 
 # what each kind of job is called on its page, in the CLI and in refusals
 TITLES = {"verify": "Verify", "add": "Add", "make-master": "Make master",
-          "resolve": "Resolve the split-brain"}
+          "resolve": "Resolve the split-brain", "servers-import": "Import servers"}
 
 
 class Job(Base):
@@ -81,3 +82,17 @@ class Job(Base):
         if left < 3600:
             return f"about {round(left / 60)} min left"
         return f"about {left // 3600} h {left % 3600 // 60} min left"
+
+
+class JobInput(Base):
+    """What a job works on that its request or command handed over (the
+    uploaded CSV file of an import), in parts, while the job is queued:
+    the job takes it when it starts, and what a job never took goes when
+    it ends. Encrypted with the node's secret key by whoever stores it
+    (an import file may hold server passwords)."""
+
+    __tablename__ = "job_inputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(LongText)

@@ -1,6 +1,7 @@
 """Running a job in a thread of the process that created it (the panel,
-or an ``ezpyr-cluster`` command), with its progress recorded in the jobs
-table for the page that polls it and the terminal that draws it."""
+or an ``ezpyr-cluster`` / ``ezpyr-admin`` command), with its progress
+recorded in the jobs table for the page that polls it and the terminal that
+draws it."""
 from __future__ import annotations
 
 import json
@@ -10,18 +11,20 @@ import socket
 import threading
 import time
 import traceback
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
-from sqlalchemy import event, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ezpyr.jobs.models import ACTIVE, Job, JobState
+from ezpyr.jobs.models import ACTIVE, Job, JobInput, JobState
 from ezpyr.meta import utcnow
 from ezpyr.validation import Invalid
 
 log = logging.getLogger(__name__)
 JOBS = Job.__table__
+INPUTS = JobInput.__table__
 
 
 # -- which process runs a job ---------------------------------------------------
@@ -62,9 +65,9 @@ def process_alive(owner: str) -> bool:
 class JobBusy(Invalid):
     """A job holding the same lock is queued or running."""
 
-    def __init__(self, holder: Job | None):
+    def __init__(self, holder: Job | None, what: str = "cluster action"):
         if holder is None:
-            message = "Another cluster action started at the same moment; wait for it to finish."
+            message = f"Another {what} started at the same moment; wait for it to finish."
         else:
             message = (f"{holder.title} is already running on this node (started by "
                        f"{holder.created_by or 'someone'} at {holder.created_at:%H:%M:%S} UTC, job "
@@ -78,10 +81,11 @@ class JobService:
         self.dbsession = dbsession
 
     def create(self, kind: str, created_by: str = "", message: str = "", *,
-               lock: str | None = None) -> Job:
+               lock: str | None = None, what: str = "cluster action") -> Job:
         """A new queued job, owned by this process. With ``lock``, refused
         (JobBusy) while another job holds it: the unique lock column makes
-        that hold for two processes asking at the same moment too."""
+        that hold for two processes asking at the same moment too (``what``
+        names the other one then)."""
         if lock is not None:
             holder = self.holding(lock)
             if holder is not None:
@@ -91,8 +95,15 @@ class JobService:
         try:
             self.dbsession.flush()
         except IntegrityError:
-            raise JobBusy(None) from None
+            raise JobBusy(None, what) from None
         return job
+
+    def keep_input(self, job: Job, parts: Iterable[str]) -> None:
+        """Hand ``parts`` (text, in order) to the job, in the transaction
+        that creates it: the job finds them with :func:`take_input`."""
+        for number, part in enumerate(parts):
+            self.dbsession.add(JobInput(job_id=job.id, part=number, data=part))
+        self.dbsession.flush()
 
     def get(self, job_id: str) -> Job | None:
         self.reap()
@@ -119,8 +130,20 @@ class JobService:
             job.state, job.lock, job.finished_at = JobState.FAILED, None, utcnow()
             job.error = "interrupted: the process running it stopped"
         if dead:
+            self.dbsession.execute(delete(JobInput).where(JobInput.job_id.in_([job.id for job in dead])))
             self.dbsession.flush()
         return len(dead)
+
+
+def take_input(engine, job_id: str) -> list[str]:
+    """The parts handed to the job (:meth:`JobService.keep_input`), removed
+    from the database as they are read (one transaction): a job takes its
+    input once, when it starts."""
+    with engine.begin() as conn:
+        parts = list(conn.execute(select(INPUTS.c.data).where(INPUTS.c.job_id == job_id)
+                                  .order_by(INPUTS.c.part)).scalars())
+        conn.execute(delete(INPUTS).where(INPUTS.c.job_id == job_id))
+    return parts
 
 
 # -- running one ----------------------------------------------------------------------
@@ -143,6 +166,15 @@ class Progress:
 Work = Callable[[Progress], dict]
 
 
+class JobRefused(Invalid):
+    """A refusal whose details the job's page and command show beside the
+    message (the rows of a file in error): kept as the job's result."""
+
+    def __init__(self, message: str, details: dict):
+        super().__init__(message)
+        self.details = details
+
+
 def run_job(engine, job_id: str, work: Work) -> None:
     """Run ``work`` and record its outcome. ``work`` undoes its own partial
     effects when it fails (it runs its changes in transactions)."""
@@ -153,6 +185,8 @@ def run_job(engine, job_id: str, work: Work) -> None:
         result = work(Progress(engine, job_id))
     except Invalid as error:
         outcome = {"state": JobState.FAILED, "error": error.message, "refused": True}
+        if getattr(error, "details", None):
+            outcome["result"] = json.dumps(error.details)
     except Exception as error:  # noqa: BLE001 - recorded for the admin to read
         log.warning("job %s failed: %s\n%s", job_id, error, traceback.format_exc())
         outcome = {"state": JobState.FAILED, "error": str(error) or error.__class__.__name__}
@@ -161,6 +195,7 @@ def run_job(engine, job_id: str, work: Work) -> None:
     with engine.begin() as conn:
         conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
             **outcome, lock=None, finished_at=utcnow()))
+        conn.execute(delete(INPUTS).where(INPUTS.c.job_id == job_id))  # what it never took
 
 
 def start_job_thread(engine, job_id: str, work: Work) -> threading.Thread:
@@ -168,6 +203,19 @@ def start_job_thread(engine, job_id: str, work: Work) -> threading.Thread:
                               name=f"job-{job_id[:8]}", daemon=True)
     thread.start()
     return thread
+
+
+@dataclass
+class Launch:
+    """A job an action created (or the running one it follows). ``work`` is
+    None when the job was already running: there is nothing to start."""
+
+    job: Job
+    work: Work | None = None
+
+    def start_after_commit(self, dbsession: Session) -> None:
+        if self.work is not None:
+            start_after_commit(dbsession, self.job.id, self.work)
 
 
 def start_after_commit(dbsession: Session, job_id: str, work: Work) -> None:

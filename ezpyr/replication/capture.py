@@ -164,6 +164,27 @@ def insert_entry(connection, origin: str, epoch: int, seq: int | None, changes: 
     return result.inserted_primary_key[0]
 
 
+def record_pending(connection, changes: list, actor: str) -> str | None:
+    """Write changes made with Core statements on ``connection`` (marked
+    ``recording``) as an outbox entry of this node, numbered by the
+    sequencer once the transaction has committed, as the unit of work's
+    entries are: a long transaction writing many entries (a CSV import)
+    holds no lock that the sequencer or other writers wait for. As at a
+    captured commit, the role is read again with a shared lock held until
+    the commit (a demote waits; after one, this is refused). Returns this
+    node's id, whose relay to wake once committed (``wake_after_commit``);
+    None before ezpyr-init made the node (nothing to replicate to)."""
+    table = NodeIdentity.__table__
+    node = connection.execute(
+        select(table.c.id, table.c.role, table.c.epoch).with_for_update(read=True)).first()
+    if node is None:
+        return None
+    if node.role not in WRITABLE_ROLES:
+        raise NodeIsReadOnly(node.role)
+    insert_entry(connection, node.id, node.epoch, None, changes, actor, code_revision())
+    return node.id
+
+
 def record_changes(connection, changes: list, actor: str) -> int:
     """Write changes made with Core statements (not captured) as this
     node's next outbox entry, numbered at once; returns its seq. The

@@ -2,9 +2,12 @@
 
 Every change goes through the same service as the panel's page, in one
 transaction: it is checked first and then done whole, or refused with a
-message and exit code 2, with nothing changed. Each change is written to
-the activity log as the panel writes it (who: "cli"). ``--json`` prints
-machine-readable output (on an error: ``{"error": ...}``).
+message and exit code 2, with nothing changed. ``servers import`` runs the
+panel's import job in this process and waits for it (a progress bar on a
+terminal). No argument may hold a control character (NUL, ESC …), as no
+field of the panel may. Each change is written to the activity log as the
+panel writes it (who: "cli"). ``--json`` prints machine-readable output (on
+an error: ``{"error": ...}``).
 
 Things are named by name (username, group name, server name); only access
 and command rules, which have no name, by their id.
@@ -22,10 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ezpyr.access import cli as access_cli
 from ezpyr.api import cli as tokens_cli
-from ezpyr.cli import Admin, Areas, Refused
+from ezpyr.cli import Admin, Areas, Refused, check_arguments
 from ezpyr.gateway import cli as sessions_cli
 from ezpyr.guard import cli as guard_cli
 from ezpyr.replication.capture import NodeIsReadOnly
+from ezpyr.scripts.cluster import JobFailed
 from ezpyr.scripts.failures import explain, one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.secretbox import SecretKeyMissing
@@ -67,12 +71,19 @@ def os_user() -> str:
         return str(os.getuid())
 
 
-def fail(args, message: str, errors: list[str] | None = None, code: int = 2) -> int:
+def fail(args, message: str, errors: list[str] | None = None, code: int = 2,
+         count: int | None = None) -> int:
+    """Say why the command failed; ``errors`` are its reasons (the first
+    ones of ``count``)."""
+    more = (count or 0) - len(errors or [])
     if args.json:
-        print(json.dumps({"error": message, **({"errors": errors} if errors else {})}))
+        print(json.dumps({"error": message, **({"errors": errors} if errors else {}),
+                          **({"error_count": count} if more > 0 else {})}))
         return code
     for line in errors or []:
         print(f"{PROG}: {line}", file=sys.stderr)
+    if more > 0:
+        print(f"{PROG}: … and {more:,} more", file=sys.stderr)
     if not errors or message != errors[0]:
         print(f"{PROG}: {message}", file=sys.stderr)
     return code
@@ -99,14 +110,22 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not Path(args.config.split("#")[0]).is_file():
         return fail(args, f"no such config file: {args.config}")
+    try:
+        check_arguments(args)
+    except Invalid as error:
+        return fail(args, error.message)
     env = NodeEnv(args.config)
     try:
         with env.session(actor=f"cli:{os_user()}") as dbsession:
             done = args.func(Admin(env, dbsession), args)
+        if done.follow is not None:
+            done = done.follow(env, args)
     except Refused as error:
-        return fail(args, error.message, error.errors)
+        return fail(args, error.message, error.errors, count=error.count)
     except Invalid as error:
         return fail(args, error.message)
+    except JobFailed as error:
+        return fail(args, str(error), code=1)
     except NodeIsReadOnly as error:
         return fail(args, read_only_message(env, error))
     except SecretKeyMissing as error:

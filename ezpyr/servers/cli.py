@@ -1,11 +1,16 @@
 """``ezpyr-admin CONFIG servers|server-groups …``: servers and server groups on the command line."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from ezpyr.cli import Admin, Done, Refused, read_password, table
+from ezpyr.jobs.models import JobState
+from ezpyr.jobs.services import wait_for
+from ezpyr.scripts.cluster import JobFailed, terminal_progress
 from ezpyr.servers import csvio
+from ezpyr.servers.imports import servers as counted_servers
 from ezpyr.servers.schemas import ServerGroupOut, ServerOut
 from ezpyr.servers.services import NO_GROUP, InvalidServer, ServerInput, plural
 from ezpyr.validation import Invalid
@@ -117,6 +122,8 @@ def servers_reset_host_key(a: Admin, args) -> Done:
 
 
 def servers_import(a: Admin, args) -> Done:
+    """The panel's import job, started here once this transaction commits
+    and then waited for."""
     try:
         if args.file == "-":
             data = sys.stdin.buffer.read(csvio.MAX_BYTES + 1)
@@ -125,15 +132,26 @@ def servers_import(a: Admin, args) -> Done:
                 data = f.read(csvio.MAX_BYTES + 1)
     except OSError as error:
         raise Invalid(f"cannot read {args.file}: {error.strerror}. Nothing was imported.") from None
-    try:
-        result = a.servers.import_csv(data)
-    except csvio.ImportRefused as refused:
-        raise Invalid(f"{refused} Nothing was imported.") from None
-    if not result.ok:
-        raise Refused(f"{plural(len(result.errors), 'error')} in {args.file}; nothing was "
-                      "imported. Fix them and import the file again.", result.errors)
-    message = f"imported {plural(result.imported, 'server')}"
-    return Done(message, {"message": message, "imported": result.imported})
+    launch = a.services.server_imports.start(data, "standard input" if args.file == "-" else args.file)
+    launch.start_after_commit(a.dbsession)
+    return Done(follow=lambda env, args: follow_import(env, args, launch.job.id))
+
+
+def follow_import(env, args, job_id: str) -> Done:
+    """Wait for the import job (a progress bar when standard error is a
+    terminal and the output is not JSON); its outcome is the command's."""
+    show = terminal_progress() if not args.json and sys.stderr.isatty() else None
+    job = wait_for(env.engine, job_id, show)
+    if show is not None:
+        sys.stderr.write("\n")
+    result = json.loads(job.result or "{}")
+    if job.state == JobState.FAILED:
+        if job.refused:
+            raise Refused(job.error, result.get("errors") or [], result.get("error_count"))
+        raise JobFailed(f"the import failed: {job.error}. Nothing was imported.")
+    message = f"imported {counted_servers(result['added'])}"
+    return Done(message, {"message": message, "imported": result["added"], "job": job.id})
+
 
 # -- server groups ----------------------------------------------------------------------
 
@@ -219,8 +237,9 @@ def register(cli) -> None:
     p = cli.action(servers, "export", servers_export, "every server as CSV (never a password)",
                    does="server.export")
     p.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
-    p = cli.action(servers, "import", servers_import, "add the servers of a CSV file: every row is "
-                   "checked first; all are added or none",
+    p = cli.action(servers, "import", servers_import, "add the servers of a CSV file, as the panel's "
+                   "import job (a progress bar on a terminal): every row is checked first; all are added "
+                   "or none; one import at a time",
                    does="server.import")
     p.add_argument("file", help=f"the CSV file ('-': standard input); header: "
                    f"{','.join(csvio.COLUMNS)}[,password]")

@@ -12,12 +12,10 @@ from ezpyr.faces import does
 from ezpyr.gateway.services import pinned_fingerprint
 from ezpyr.meta import utcnow
 from ezpyr.paging import Page, page_number, search_text
-from ezpyr.servers import csvio
+from ezpyr.servers import csvio, imports
 from ezpyr.servers.forms import ServerForm
 from ezpyr.servers.services import NO_GROUP, InvalidServer, ServerInput, ServerService, plural
-
-# Errors shown on the import page at most (the count says how many more).
-SHOWN_ERRORS = 1000
+from ezpyr.validation import CONTROL_RE, Invalid
 
 
 def _service(request) -> ServerService:
@@ -120,36 +118,33 @@ def export_servers(request):
     return response
 
 
-def _uploaded_bytes(request) -> bytes | None:
-    """The uploaded file's content (at most one byte over the limit, enough
-    to know it is too big), or None when no file was chosen."""
-    upload = request.POST.get("file")
-    if upload is None or not hasattr(upload, "file"):
-        return None
-    return upload.file.read(csvio.MAX_BYTES + 1)
+def _source_name(filename) -> str:
+    """The uploaded file's name as messages show it: its last part, one
+    line, at most 100 characters."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = CONTROL_RE.sub("?", name).strip()[:100]
+    return name or "the file"
 
 
 @does("server.import")
 @view_config(route_name="servers.import", renderer="servers/import.jinja2", permission="admin")
 def import_servers(request):
-    page = {"errors": [], "more_errors": 0, "refused": None,
-            "columns": csvio.COLUMNS, "max_mb": csvio.MAX_BYTES // (1024 * 1024),
-            "max_rows": csvio.MAX_ROWS}
+    """The upload: the file is checked as far as its first server and
+    handed to an import job; the browser follows the job's page."""
+    page = {"refused": None, "columns": csvio.COLUMNS, "max_mb": csvio.MAX_BYTES // (1024 * 1024),
+            "max_rows": csvio.MAX_ROWS, "running": request.jobs.holding(imports.LOCK)}
     if request.method != "POST":
         return page
-    data = _uploaded_bytes(request)
-    if data is None:
+    upload = request.POST.get("file")
+    if upload is None or not hasattr(upload, "file"):
         page["refused"] = "Choose a CSV file to upload."
         return page
+    service = request.services.server_imports
     try:
-        result = request.services.servers.import_csv(data)
-    except csvio.ImportRefused as refused:
-        page["refused"] = f"{refused} Nothing was imported."
+        launch = service.start(upload.file.read(csvio.MAX_BYTES + 1), _source_name(upload.filename))
+    except Invalid as refused:
+        request.tm.doom()
+        page["refused"] = refused.message
         return page
-    if not result.ok:
-        page["errors"] = result.errors[:SHOWN_ERRORS]
-        page["more_errors"] = max(0, len(result.errors) - SHOWN_ERRORS)
-        page["error_count"] = len(result.errors)
-        return page
-    request.session.flash(f"Imported {plural(result.imported, 'server')}.", "success")
-    return HTTPSeeOther(request.route_url("servers.list"))
+    launch.start_after_commit(request.dbsession)
+    return HTTPSeeOther(request.route_url("jobs.view", id=launch.job.id))

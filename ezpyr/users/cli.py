@@ -7,7 +7,7 @@ from pathlib import Path
 from ezpyr.cli import Admin, Done, read_password, table, when
 from ezpyr.servers.services import plural
 from ezpyr.users.services import generate_password
-from ezpyr.validation import Invalid
+from ezpyr.validation import Invalid, has_control
 
 
 # -- users ----------------------------------------------------------------------------
@@ -205,6 +205,9 @@ def keys_add(a: Admin, args) -> Done:
                     else Path(args.key_file).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
             raise Invalid(f"--key-file: cannot read {args.key_file}: {error}") from None
+        if has_control(text, multi_line=True):
+            raise Invalid(f"--key-file: {args.key_file} holds control characters (such as NUL); a public "
+                          "key is one line of text. Nothing was changed.")
     key = a.services.user_keys.add(user, text, args.name or "")
     a.record("user.key_add", user.username, key.fingerprint)
     message = f"added key {key.fingerprint} for {user.username}"

@@ -65,6 +65,24 @@ def test_changes_on_the_master_reach_the_slave_which_refuses_writes(cluster):
     assert in_sync(master, slave)
 
 
+def test_a_csv_import_reaches_the_slave(cluster, tmp_path):
+    """3,000 servers imported with ezpyr-admin on the master (one transaction,
+    an outbox entry per thousand rows) arrive on the slave, and Verify agrees."""
+    from ezpyr.servers.models import Server
+    from tests.servers.conftest import HEADER, csv_rows
+
+    master, slave = cluster
+    master.start()
+    slave.start()
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text(HEADER + csv_rows(3000))
+    done = master.run("ezpyr-admin", "servers", "import", str(fleet), "--json")
+    assert json.loads(done.stdout)["imported"] == 3000
+    wait_until(lambda: slave.count(Server) == 3000, 60, message="the slave to get the 3,000 servers")
+    wait_until(caught_up(master, slave), 60, message="the slave to catch up")
+    assert in_sync(master, slave)
+
+
 def test_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster):
     master, slave = cluster
     master.start()

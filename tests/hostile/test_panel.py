@@ -3,6 +3,7 @@ fed hostile input by an admin: never a 5xx, and a refused request changes
 no replicated row."""
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote, urlencode
 
@@ -129,3 +130,43 @@ def test_a_60000_character_search_is_cut_not_a_500(admin_browser, page):
     browser, _token = admin_browser
     res = browser.get(page, {"q": "x" * 60_000})
     assert res.status_int == 200 and "x" * 201 not in res.text
+
+
+HEADER_LINE = "name,host,port,remote_user,auth_method,group,description"
+# a CSV file an attacker may upload: hostile cells under a good header, a hostile header, raw bytes
+CELL = st.one_of(TEXT, st.sampled_from(["web1", "10.0.0.1", "22", "root", "key", "password", "web", ""]))
+HOSTILE_FILE = st.one_of(
+    st.lists(st.lists(CELL, min_size=7, max_size=7), min_size=1, max_size=5).map(
+        lambda rows: "\n".join([HEADER_LINE] + [",".join(f'"{c}"' for c in row) for row in rows]).encode(
+            "utf-8", "surrogatepass")),
+    st.builds(lambda header, row: f"{header}\n{row}\n".encode("utf-8", "surrogatepass"), TEXT, TEXT),
+    st.binary(max_size=300),
+    NOT_UTF8.map(lambda b: HEADER_LINE.encode() + b"\n" + b),
+)
+
+
+@given(content=HOSTILE_FILE)
+@HOSTILE
+def test_the_import_form_answers_hostile_files_below_500_and_adds_all_or_nothing(
+        wsgi_app, engine, world, admin_browser, content):
+    from ezpyr.jobs.services import wait_for
+    from tests.hostile.conftest import snapshot
+
+    browser, token = admin_browser
+    before = snapshot(engine)
+    answer = browser.post("/servers/import", {"csrf_token": token}, upload_files=[("file", "x.csv", content)],
+                          expect_errors=True)
+    assert answer.status_code < 500, (content[:200], answer.text[:2000])
+    if answer.status_code != 303:
+        assert snapshot(engine) == before
+        return
+    job = wait_for(engine, answer.location.rsplit("/", 1)[1], interval=0.02)
+    page = browser.get(answer.location)
+    assert page.status_code == 200
+    after = snapshot(engine)
+    if job.state == "done":
+        added = len(after["servers"]) - len(before["servers"])
+        assert added == json.loads(job.result)["added"] > 0
+    else:
+        assert job.refused, job.error
+        assert after == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import ezpyr.replication.capture  # noqa: F401 - installs the capture listeners
 from ezpyr.activity.models import ActivityEntry
@@ -121,6 +121,30 @@ def test_changes_applied_on_the_slave_make_the_same_tables(nodes, passwords):
     assert slave.tables() == master.tables()
     with slave.engine.connect() as conn:
         assert version_vector(conn) == {(master.id, 1): 3}
+
+
+def test_a_csv_import_applied_on_the_slave_makes_the_same_tables(nodes, secret_box):
+    """The import job's insert (Core, a thousand rows a statement) is
+    recorded as one entry per thousand rows of its one transaction."""
+    from ezpyr.jobs.services import run_job
+    from ezpyr.servers.imports import Importer, ServerImports
+    from tests.servers.conftest import HEADER, csv_rows
+
+    master, slave = nodes
+    with master.sessions() as s:
+        s.add(ServerGroup(name="web"))
+        s.commit()
+        launch = ServerImports(s, secret_box, "node-master", Importer("root_admin", "", "root_admin")).start(
+            (HEADER + csv_rows(2100, group="web")).encode(), "fleet.csv")
+        s.commit()
+    run_job(master.engine, launch.job.id, launch.work)
+    entries = master.outbox()
+    assert [len(json.loads(e.changes)) for e in entries] == [1, 1000, 1000, 100]  # the group, then the import
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert ship(master, slave) == ["applied"] * 4
+    assert slave.tables() == master.tables()
+    with slave.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Server)) == 2100
 
 
 def test_redelivery_is_a_no_op_and_a_gap_is_not_applied(nodes):

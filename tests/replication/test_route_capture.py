@@ -33,8 +33,7 @@ from tests.cluster.test_readonly import mutating_routes
 from tests.factories import (
     PASSWORD, csrf_from, login, make_admin, make_rule, make_user, make_user_group, post,
 )
-from tests.servers.conftest import make_server, make_server_group, server_form, upload
-from tests.servers.test_csvio import HEADER
+from tests.servers.conftest import HEADER, follow_import, make_server, make_server_group, server_form, upload
 from tests.settings.test_views import GOOD, save
 from tests.users.conftest import ed25519_line, make_key
 from tests.users.test_users_views import NEW_PASSWORD, edit_form, user_form
@@ -325,8 +324,9 @@ def _(c):
 @case("servers.import")
 def _(c):
     make_server_group(c.db, "web")
-    ok(upload(c.app, HEADER + "a1,a1.example.net,22,root,key,web,\n"
-                              "a2,10.0.0.2,2222,deploy,key,,second\n"))
+    res = ok(upload(c.app, HEADER + "a1,a1.example.net,22,root,key,web,\n"
+                                    "a2,10.0.0.2,2222,deploy,key,,second\n"))
+    assert "2 servers added" in follow_import(c.app, res, c.db.get_bind())  # the job's
     return {("servers", "upsert")}  # both rows, one entry
 
 
@@ -595,9 +595,9 @@ def _bad_key(c):
 
 
 def _bad_import_row(c):
-    res = refused(upload(c.app, HEADER + "ok1,ok1.example.net,22,root,key,,\n"
-                                         "bad,bad.example.net,0,root,key,,\n"))
-    assert "nothing was imported" in res
+    res = upload(c.app, HEADER + "ok1,ok1.example.net,22,root,key,,\n"
+                                 "bad,bad.example.net,0,root,key,,\n")
+    assert "nothing was imported" in follow_import(c.app, res, c.db.get_bind())  # the job's outcome
 
 
 def _bad_access_rule(c):

@@ -5,23 +5,27 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import subprocess
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from ezpyr.activity.models import ActivityEntry
 from ezpyr.database import make_engine, make_session_factory
-from ezpyr.meta import load_all_models
+from ezpyr.jobs.models import Job
+from ezpyr.meta import load_all_models, utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.passwords import Passwords
 from ezpyr.replication.models import OutboxEntry
+from ezpyr.replication.writes import applying
 from ezpyr.secretbox import secret_box_from_settings
 from ezpyr.servers.models import Server
 from ezpyr.users.models import User
 from tests.conftest import CHEAP_ARGON2
+from support.net import wait_until
 from tests.scripts.conftest import BIN, run
 
 ADMIN_PASSWORD = "Admin-pass-123"
@@ -61,11 +65,12 @@ class Database:
         self.engine = make_engine({"sqlalchemy.url": node.db_url})
         self.session_factory = make_session_factory(self.engine)
 
-    def snapshot(self) -> dict:
-        """Every row of every table: equal snapshots mean nothing changed."""
+    def snapshot(self, leave_out=()) -> dict:
+        """Every row of every table (but those named in ``leave_out``):
+        equal snapshots mean nothing changed."""
         with self.engine.connect() as conn:
             return {t.name: sorted(map(repr, conn.execute(t.select())))
-                    for t in load_all_models().sorted_tables}
+                    for t in load_all_models().sorted_tables if t.name not in leave_out}
 
     def scalars(self, stmt) -> list:
         with self.session_factory() as session:
@@ -84,17 +89,18 @@ def db(node):
     database.engine.dispose()
 
 
-def refused(node, db, *args, stdin: str = "", says: str) -> dict:
+def refused(node, db, *args, stdin: str = "", says: str, leave_out=()) -> dict:
     """The command (with --json) fails with exit 2, {"error": ...} saying
-    ``says`` on stdout and nothing on stderr, and changes nothing; returns
+    ``says`` on stdout and nothing on stderr, and changes nothing (but the
+    tables named in ``leave_out``: a refused import job's own row); returns
     that JSON."""
-    before = db.snapshot()
+    before = db.snapshot(leave_out)
     done = admin(node, *args, "--json", stdin=stdin)
     assert done.returncode == 2, (args, done.stdout, done.stderr)
     assert done.stderr == ""
     error = json.loads(done.stdout)
     assert says in error["error"] or any(says in e for e in error.get("errors", []))
-    assert db.snapshot() == before
+    assert db.snapshot(leave_out) == before
     return error
 
 
@@ -278,7 +284,9 @@ def test_import_is_all_or_nothing(node, db):
     bad.write_text(HEADER + "n1,10.0.0.1,22,root,key,web,\n"
                    + "n2,bad host,22,root,key,,\n"
                    + "n1,10.0.0.3,99999,root,key,nogroup,\n")
-    error = refused(node, db, "servers", "import", bad, says="line 3: host must be a host name")
+    # the job that checked the file stays, failed, with its errors: nothing else changes
+    error = refused(node, db, "servers", "import", bad, says="line 3: host must be a host name",
+                    leave_out=("jobs",))
     assert error["error"] == (f"4 errors in {bad}; nothing was imported. Fix them and import "
                               "the file again.")
     assert error["errors"][1:] == [
@@ -287,19 +295,180 @@ def test_import_is_all_or_nothing(node, db):
         "line 4: there is no server group named 'nogroup'; create it first or leave the "
         "group empty.",
     ]
-    refused(node, db, "servers", "import", node.ini.parent / "missing.csv",
-            says="cannot read")
-    empty = node.ini.parent / "empty.csv"
-    empty.write_text(HEADER)
-    refused(node, db, "servers", "import", empty, says="The file has a header but no servers.")
+    (job,) = db.scalars(select(Job))
+    assert (job.kind, job.state, job.refused, job.lock) == ("servers-import", "failed", True, None)
 
     good = node.ini.parent / "good.csv"
     good.write_text(HEADER + "n1,10.0.0.1,22,root,key,web,\nn2,n2.example.com,2222,deploy,key,,x\n")
-    assert data(node, "servers", "import", good) == {"message": "imported 2 servers",
-                                                    "imported": 2}
+    done = data(node, "servers", "import", good)
+    assert done.pop("job") in {j.id for j in db.scalars(select(Job))}
+    assert done == {"message": "imported 2 servers", "imported": 2}
     assert [(s["name"], s["group"]) for s in data(node, "servers", "list")["servers"]] == [
         ("n1", "web"), ("n2", None)]
     assert db.activity()[-1][:3] == ("server.import", "2 servers", "")
+    actors = {e.actor for e in db.scalars(select(OutboxEntry))
+              if any(c["table"] == "servers" for c in json.loads(e.changes))}
+    assert actors == {f"cli:{getpass.getuser()}"}
+    assert ok(node, "servers", "import", "-", stdin=HEADER + "n3,10.0.0.3,22,root,key,,\n") == \
+        "imported 1 server\n"  # standard input; no progress bar off a terminal
+
+
+def test_an_unreadable_file_is_refused_before_any_job(node, db):
+    """Each refused at once, exit 2, nothing changed (not even a job row)."""
+    files = node.ini.parent
+    (files / "empty.csv").write_bytes(b"")
+    (files / "header.csv").write_text(HEADER)
+    (files / "latin1.csv").write_bytes(HEADER.encode() + "caf\xe9,h,22,root,key,,\n".encode("latin-1"))
+    (files / "wrong.csv").write_text("name,address\nweb1,10.0.0.1\n")
+    with open(files / "huge.csv", "wb") as f:  # one byte over the limit
+        f.write(HEADER.encode())
+        f.write(b"x" * (50 * 1024 * 1024 + 1 - len(HEADER)))
+    for name, says in [
+            ("empty.csv", "The file is empty: it needs a header line and a line per server. Nothing was imported."),
+            ("header.csv", "The file has a header but no servers. Nothing was imported."),
+            ("latin1.csv", "The file is not UTF-8 text (line 2 has a byte that is not UTF-8)."),
+            ("wrong.csv", "it lacks the columns host, port, remote_user, auth_method, group, description; "
+                          "it has unknown column 'address'."),
+            ("huge.csv", "The file is larger than 50 MB; split it into smaller files. Nothing was imported."),
+            ("missing.csv", "No such file or directory. Nothing was imported.")]:
+        refused(node, db, "servers", "import", files / name, says=says)
+    plain = admin(node, "servers", "import", files / "empty.csv")  # without --json: one line on stderr
+    assert (plain.returncode, plain.stdout) == (2, "")
+    assert plain.stderr == ("ezpyr-admin: The file is empty: it needs a header line and a line per server. "
+                            "Nothing was imported.\n")
+    assert db.scalars(select(Job)) == []
+
+
+def run_on_a_terminal(argv: list[str], timeout: float = 120) -> tuple[int, str, str]:
+    """Run ``argv`` with its standard error on a pseudo-terminal (as a person
+    at a shell sees it); returns (exit code, stdout, what the terminal got)."""
+    import pty
+    import select as select_fd
+
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "EZPYR_SECRET_KEY"}
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL, env=env)
+    os.close(terminal)
+    seen = b""
+    while True:
+        ready, _, _ = select_fd.select([controller], [], [], timeout)
+        if not ready:
+            child.kill()
+            raise AssertionError(f"no output for {timeout} s; so far: {seen[-2000:]!r}")
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    out = child.stdout.read().decode()
+    return child.wait(timeout), out, seen.decode(errors="replace")
+
+
+def test_import_of_5000_servers_shows_its_progress_on_a_terminal(node, db):
+    rows = "".join(f"s{i:05d},10.0.{i // 256}.{i % 256},22,root,key,,\n" for i in range(5000))
+    big = node.ini.parent / "fleet.csv"
+    big.write_text(HEADER + rows)
+    code, out, terminal = run_on_a_terminal([str(BIN / "ezpyr-admin"), str(node.ini), "servers", "import", str(big)])
+    assert code == 0, terminal
+    assert out == "imported 5,000 servers\n"
+    bars = [b for b in terminal.replace("\x1b[K", "").split("\r") if b.startswith("[")]
+    # the bar is drawn from the job's row a few times a second: which of its steps (rows
+    # checked, adding, servers added: test_import_job.py) show depends on the pace
+    percents = [int(re.match(r"\[[#.]{30}\] +([0-9]+)%  ", b).group(1)) for b in bars]
+    assert len(bars) >= 2 and percents == sorted(percents), terminal[-2000:]
+    assert bars[-1].startswith("[" + "#" * 30 + "] 100%  5,000 servers added from "), bars[-1]
+    assert len(data(node, "servers", "list")["servers"]) == 5000
+
+    # the same file again: every row refused, the first 100 errors printed and the count of the rest
+    code, out, terminal = run_on_a_terminal([str(BIN / "ezpyr-admin"), str(node.ini), "servers", "import", str(big)])
+    assert (code, out) == (2, "")
+    lines = [line for line in terminal.replace("\r", "\n").splitlines() if line.startswith("ezpyr-admin: ")]
+    assert lines[0] == "ezpyr-admin: line 2: a server named 's00000' already exists."
+    assert lines[100:] == ["ezpyr-admin: … and 4,900 more",
+                           f"ezpyr-admin: 5,000 errors in {big}; nothing was imported. Fix them and import "
+                           "the file again."]
+    error = refused(node, db, "servers", "import", big, says="5,000 errors in", leave_out=("jobs",))
+    assert len(error["errors"]) == 100 and error["error_count"] == 5000  # --json: no bar, one object
+
+
+def test_a_second_import_while_one_runs_is_refused(node, db):
+    from ezpyr.jobs.services import JobService, this_process
+
+    with db.session_factory() as session:
+        running = JobService(session).create("servers-import", "alice", "import big.csv", lock="servers-import")
+        running.state, running.owner = "running", this_process()  # this test's process: alive
+        session.commit()
+    good = node.ini.parent / "good.csv"
+    good.write_text(HEADER + "n1,10.0.0.1,22,root,key,,\n")
+    error = refused(node, db, "servers", "import", good,
+                    says="Import servers is already running on this node (started by alice at ")
+    assert error["error"].endswith("wait for it to finish, then try again.")
+
+
+def sqlite_write_locked(path) -> bool:
+    """Whether a transaction holds the SQLite database's write lock."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()  # (and with it the lock this probe took)
+    return False
+
+
+def test_an_import_killed_mid_insert_adds_nothing(node, db):
+    """kill -9 while the servers are being inserted: the transaction dies
+    with the process, not one server stays. On MariaDB the test holds the
+    insert at its third thousand rows (an uncommitted row of the same name
+    makes it wait) and kills it there; on SQLite (one transaction, no
+    progress written during it) it kills the import once the job says it
+    is adding and the import's transaction holds the database's write lock."""
+    count = 5000 if node.backend == "mariadb" else 20000
+    big = node.ini.parent / "fleet.csv"
+    big.write_text(HEADER + "".join(f"s{i:05d},10.{i // 65536}.{i // 256 % 256}.{i % 256},22,root,key,,\n"
+                                    for i in range(count)))
+    before = db.snapshot(leave_out=("jobs", "activity_log"))
+    blocker = None
+    if node.backend == "mariadb":
+        blocker = db.engine.connect()
+        blocker.begin()
+        with applying(blocker):  # a row of its own, never committed
+            blocker.execute(insert(Server.__table__).values(
+                id="blocker", name="s02500", host="10.0.0.1", port=22, remote_user="root",
+                auth_method="key", description="", created_at=utcnow(), updated_at=utcnow()))
+
+        def inserting():
+            return any(j.message == "servers added: 2,000 of 5,000" for j in db.scalars(select(Job)))
+    else:
+        def inserting():
+            return (any(j.message == f"adding {count:,} servers" for j in db.scalars(select(Job)))
+                    and sqlite_write_locked(node.sqlite_file))
+    env = {k: v for k, v in os.environ.items() if k != "EZPYR_SECRET_KEY"}
+    child = subprocess.Popen([str(BIN / "ezpyr-admin"), str(node.ini), "servers", "import", str(big), "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        wait_until(lambda: inserting() or child.poll() is not None, 120, interval=0.01,
+                   message="the import to insert")
+        child.kill()
+        child.wait(10)
+    finally:
+        if blocker is not None:
+            blocker.rollback()
+            blocker.close()
+    assert child.returncode == -9, "the import ended before the kill: the test did not hold it"
+    assert db.snapshot(leave_out=("jobs", "activity_log")) == before  # not one server, no outbox entry
+    (job,) = db.scalars(select(Job))
+    assert job.state == "running" and job.lock == "servers-import"  # until someone looks
+    done = data(node, "servers", "import", big)  # finds it interrupted, frees the lock, imports
+    assert done["imported"] == count
+    (job, _) = sorted(db.scalars(select(Job)), key=lambda j: j.created_at)
+    assert (job.state, job.lock) == ("failed", None) and "interrupted" in job.error
 
 
 def test_access_rules_and_the_command_guard(node, db):
@@ -435,3 +604,83 @@ def test_usage_errors(tmp_path):
     for area in ("users", "keys", "user-groups", "servers", "server-groups", "access", "guard",
                  "settings"):
         assert area in helped.stdout
+
+
+# -- control characters in arguments ---------------------------------------------------------
+
+def text_arguments() -> list[tuple[list[str], str]]:
+    """Every argument of every action that takes text, as (an argv that
+    parses, with VALUE where the argument goes; the argument's name), read
+    from the command's own parser: an argument added later is covered too."""
+    import argparse
+
+    from ezpyr.scripts.admin import build_parser
+
+    def subcommands(parser) -> dict:
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    def takes_text(action) -> bool:
+        return (action.nargs != 0 and action.choices is None and action.type is None
+                and not isinstance(action, argparse._HelpAction))
+
+    def argv_for(parser, tested) -> list[str]:
+        chosen = {tested}
+        for group in parser._mutually_exclusive_groups:
+            if group.required and tested not in group._group_actions:
+                chosen.add(group._group_actions[0])
+        chosen |= {a for a in parser._actions if a.required and a.option_strings}
+        argv = []
+        for action in parser._actions:
+            value = "VALUE" if action is tested else "x"
+            if not action.option_strings and takes_text(action):
+                argv.append(value)
+            elif action in chosen:
+                argv.append(f"{action.option_strings[-1]}={value}")
+        return argv
+
+    cases = []
+    for area, area_parser in subcommands(build_parser()).items():
+        for name, action_parser in subcommands(area_parser).items():
+            for action in action_parser._actions:
+                if takes_text(action):
+                    cases.append(([area, name, *argv_for(action_parser, action)], action.dest))
+    return cases
+
+
+def test_a_control_character_in_any_argument_is_refused(node, db, capsys):
+    """NUL cannot reach a real process's argv (the kernel ends each argument
+    at it), so the command's main() is called in this process; ESC and DEL
+    also go through the real command below."""
+    from ezpyr.scripts.admin import main
+
+    cases = text_arguments()
+    assert {name for _, name in cases} >= {"username", "name", "host", "description", "full_name", "email",
+                                           "group", "pattern", "command", "rename", "file", "key", "owner"}
+    before = db.snapshot()
+    capsys.readouterr()
+    for argv, name in cases:
+        for bad in ("a\x00b", "\x1b[31mred", "del\x7f", "bell\x07"):
+            code = main([str(node.ini), *[bad if a == "VALUE" else a.replace("VALUE", bad) for a in argv],
+                         "--json"])
+            out = capsys.readouterr().out
+            assert code == 2, (argv, name, bad, out)
+            assert json.loads(out) == {"error": f"The {name.replace('_', ' ')} must not hold control "
+                                                "characters (such as NUL or ESC). Nothing was changed."}
+    assert db.snapshot() == before
+
+
+def test_the_real_command_refuses_control_characters(node, db):
+    refused(node, db, "servers", "add", "web1", "--host", "10.0.0.1", "--description", "x\x1b[2Jy",
+            says="The description must not hold control characters (such as NUL or ESC).")
+    refused(node, db, "users", "add", "alice", "--full-name", "Al\x7fice",
+            says="The full name must not hold control characters")
+    refused(node, db, "servers", "add", "web1", "--host", "10.0.0.1", "--auth", "password",
+            "--password-stdin", stdin="pass\x00word\n",
+            says="--password-stdin: the server password must not hold control characters (such as NUL).")
+    key_file = node.ini.parent / "key.pub"
+    key_file.write_text(KEY.replace(" alice@laptop", " alice\x1b[31m@laptop") + "\n")
+    ok(node, "users", "add", "alice")
+    refused(node, db, "keys", "add", "alice", "--key-file", key_file, says="holds control characters")
+    # a description is text of several lines, as the panel's text area
+    added = data(node, "servers", "add", "web1", "--host", "10.0.0.1", "--description", "first\n\tsecond")
+    assert added["server"]["description"] == "first\n\tsecond"
