@@ -18,6 +18,7 @@ def includeme(config):
     # each area's module declares its endpoints (and their routes)
     import ezpyr.api.views  # noqa: F401
     import ezpyr.servers.api  # noqa: F401
+    import ezpyr.users.api  # noqa: F401
 
     settings = config.get_settings()
     config.registry["ezpyr.api.limiter"] = RateLimiter(int(settings.get("ezpyr.api.rate_limit", 1200)))

@@ -3,7 +3,9 @@ and to make the OpenAPI document."""
 from __future__ import annotations
 
 import datetime as dt
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
@@ -38,3 +40,12 @@ class ClusterOut(BaseModel):
     backlog_queued: int
     lag_seconds: float | None
     warnings: list[str] = []
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+# A time as the database keeps it (naive, in UTC), written with its zone
+# ("…Z"): an RFC 3339 date-time, as the OpenAPI document's format says.
+UtcTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
