@@ -115,32 +115,32 @@ class Services:
     @cached_property
     def users(self):
         from ezpyr.users.services import UserService
-        return UserService(self.dbsession, self.passwords, lambda: self.panel_settings)
+        return UserService(self.dbsession, self.passwords, lambda: self.panel_settings, self.activity)
 
     @cached_property
     def user_groups(self):
         from ezpyr.users.groups import UserGroupService
-        return UserGroupService(self.dbsession)
+        return UserGroupService(self.dbsession, self.activity)
 
     @cached_property
     def user_keys(self):
         from ezpyr.users.keys import UserKeyService
-        return UserKeyService(self.dbsession)
+        return UserKeyService(self.dbsession, self.activity)
 
     @cached_property
     def auth(self):
         from ezpyr.auth.services import AuthService
-        return AuthService(self.dbsession, self.passwords, lambda: self.panel_settings)
+        return AuthService(self.dbsession, self.passwords, lambda: self.panel_settings, self.activity)
 
     @cached_property
     def totp(self):
         from ezpyr.auth.totp import TotpService, UsedSteps
-        return TotpService(self.dbsession, self.secret_box, UsedSteps(self.dbsession))
+        return TotpService(self.dbsession, self.secret_box, UsedSteps(self.dbsession), self.activity)
 
     @cached_property
     def tokens(self):
         from ezpyr.api.tokens import TokenService
-        return TokenService(self.dbsession)
+        return TokenService(self.dbsession, self.activity)
 
     # -- servers and rules ---------------------------------------------------------------
     @cached_property

@@ -9,12 +9,11 @@ group names without regard to case, the exact case first). An answer gives
 each side's kind, id and name."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ezpyr.api.schemas import Strict
+from ezpyr.api.schemas import Strict, UtcTime
 from ezpyr.servers.schemas import ServerOut
 
 # exactly one of the two names (the model checks it; the document says it)
@@ -71,7 +70,7 @@ class AccessRuleOut(BaseModel):
     subject: SubjectOut
     target: TargetOut
     label: str = Field(description='as the panel and the activity log name it: "user group ops → server web1"')
-    created_at: dt.datetime
+    created_at: UtcTime
 
     @classmethod
     def of(cls, rule) -> dict:

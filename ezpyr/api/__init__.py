@@ -20,6 +20,7 @@ def includeme(config):
     import ezpyr.servers.api  # noqa: F401
     import ezpyr.access.api  # noqa: F401
     import ezpyr.guard.api  # noqa: F401
+    import ezpyr.users.api  # noqa: F401
 
     settings = config.get_settings()
     config.registry["ezpyr.api.limiter"] = RateLimiter(int(settings.get("ezpyr.api.rate_limit", 1200)))

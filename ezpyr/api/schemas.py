@@ -3,7 +3,18 @@ and to make the OpenAPI document."""
 from __future__ import annotations
 
 import datetime as dt
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+# A time as the database keeps it (naive, in UTC), written with its zone
+# ("…Z"): an RFC 3339 date-time, as the OpenAPI document's format says.
+UtcTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
 class Strict(BaseModel):
@@ -25,7 +36,7 @@ class MeOut(BaseModel):
     admin: bool
     token: str
     read_only: bool
-    expires_at: dt.datetime | None
+    expires_at: UtcTime | None
 
 
 class ClusterOut(BaseModel):

@@ -7,6 +7,7 @@ from pyramid.view import view_config
 from sqlalchemy import select
 
 from ezpyr.api.forms import TokenForm
+from ezpyr.faces import does
 from ezpyr.users.models import User
 from ezpyr.validation import Invalid
 
@@ -16,6 +17,7 @@ def list_tokens(request):
     return {"tokens": request.services.tokens.all()}
 
 
+@does("token.create")
 @view_config(route_name="tokens.new", renderer="api/token_new.jinja2", permission="admin")
 def new_token(request):
     form = TokenForm.from_request(request)
@@ -32,12 +34,11 @@ def new_token(request):
             (getattr(form, error.field).errors if error.field and hasattr(form, error.field)
              else form.form_errors).append(error.message)
         else:
-            request.activity.record("token.create", token.name,
-                                    f"owner {owner.username}, {'read-only' if token.read_only else 'read-write'}")
             return {"form": None, "token": token, "secret": secret}
     return {"form": form, "token": None, "secret": None}
 
 
+@does("token.revoke")
 @view_config(route_name="tokens.revoke", renderer="api/token_revoke.jinja2", permission="admin")
 def revoke_token(request):
     service = request.services.tokens
@@ -47,7 +48,6 @@ def revoke_token(request):
     if request.method == "POST":
         name = token.name
         service.revoke(token)
-        request.activity.record("token.revoke", name)
         request.session.flash(f"Token {name} revoked: it no longer works, on either node.", "success")
         return HTTPSeeOther(request.route_url("tokens.list"))
     return {"token": token}

@@ -11,10 +11,12 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.api.models import ApiToken
 from ezpyr.meta import utcnow
+from ezpyr.paging import cap_search
 from ezpyr.users.models import User
 from ezpyr.validation import Invalid
 
@@ -49,11 +51,22 @@ def check_days(days) -> int | None:
 
 
 class TokenService:
-    def __init__(self, dbsession):
+    """API tokens; making and revoking one is recorded in the activity log."""
+
+    def __init__(self, dbsession, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()
+
+    def search(self, text: str = "") -> Select:
+        """Tokens by name (whose name contains ``text``)."""
+        text = cap_search(text)
+        stmt = select(ApiToken).order_by(ApiToken.name)
+        if text:
+            stmt = stmt.where(ApiToken.name.contains(text, autoescape=True))
+        return stmt
 
     def all(self) -> list[ApiToken]:
-        return list(self.dbsession.scalars(select(ApiToken).order_by(ApiToken.name)))
+        return list(self.dbsession.scalars(self.search()))
 
     def get(self, token_id: str) -> ApiToken | None:
         return self.dbsession.get(ApiToken, token_id)
@@ -79,11 +92,14 @@ class TokenService:
                          expires_at=utcnow() + dt.timedelta(days=days) if days else None)
         self.dbsession.add(token)
         self.dbsession.flush()
+        self.activity.record("token.create", token.name,
+                             f"owner {owner.username}, {'read-only' if token.read_only else 'read-write'}")
         return token, secret
 
     def revoke(self, token: ApiToken) -> None:
         self.dbsession.delete(token)
         self.dbsession.flush()
+        self.activity.record("token.revoke", token.name)
 
     def authenticate(self, secret: str) -> tuple[ApiToken | None, str]:
         """The token for ``secret`` and "" — or None and why it is refused."""

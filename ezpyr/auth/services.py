@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.auth.throttle import Attempt, Throttle, Verdict, own_address
 from ezpyr.auth.totp import TotpService
 from ezpyr.passwords import Passwords
@@ -56,13 +57,18 @@ def _closed_reason(verdict: Verdict) -> str:
 
 
 class AuthService:
-    def __init__(self, dbsession: Session, passwords: Passwords, panel_settings=None):
+    """Sign-in checks, and the admins' view of who is held back. The sign-in
+    events are recorded by the sign-in pages (they name what was typed); an
+    admin's unlock and release are recorded here."""
+
+    def __init__(self, dbsession: Session, passwords: Passwords, panel_settings=None, activity=None):
         """``panel_settings``: a callable giving the panel-wide settings
         (``Services`` passes the unit of work's, read once); by default they
         are read when asked."""
         self.dbsession = dbsession
         self.passwords = passwords
         self.panel_settings = panel_settings or (lambda: SettingsService(dbsession).current())
+        self.activity = activity or NoActivity()
 
     def throttle(self) -> Throttle:
         settings = self.panel_settings()
@@ -134,7 +140,26 @@ class AuthService:
         throttle.take_back(attempt, self.dbsession)
 
     def unlock(self, username: str) -> bool:
+        """Clear the account's counts on this node; whether it was locked."""
         return self.throttle().unlock(self.dbsession, username)
+
+    def unlock_user(self, user: User) -> None:
+        """An admin ends ``user``'s lockout on this node; refused when there
+        is none."""
+        if not self.unlock(user.username):
+            raise Invalid(f"{user.username} is not locked on this node.")
+        self.activity.record("user.unlock", user.username)
+
+    def release_address(self, address: str) -> str:
+        """An admin lets a locked-out address sign in again on this node;
+        the address, as released."""
+        address = (address or "").strip()
+        if not address or len(address) > 64 or any(ord(c) < 33 or ord(c) == 127 for c in address):
+            raise Invalid("Give the address as the lockout list shows it.", "address")
+        if not self.throttle().unlock_address(self.dbsession, address):
+            raise Invalid(f"{address} is not locked out on this node.", "address")
+        self.activity.record("auth.release_address", address)
+        return address
 
     def is_locked(self, username: str) -> bool:
         return self.throttle().is_locked(self.dbsession, username)

@@ -16,6 +16,7 @@ import qrcode
 from qrcode.image.svg import SvgPathImage
 from sqlalchemy.orm import Session
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.secretbox import SecretBox
 from ezpyr.users.models import User
 from ezpyr.validation import Invalid
@@ -66,10 +67,14 @@ def normalise(code: str) -> str:
 
 
 class TotpService:
-    def __init__(self, dbsession: Session, secret_box: SecretBox, used: UsedSteps):
+    """A user's own second factor; turning it on or off is recorded in the
+    activity log (an admin's reset is ``UserService.reset_totp``)."""
+
+    def __init__(self, dbsession: Session, secret_box: SecretBox, used: UsedSteps, activity=None):
         self.dbsession = dbsession
         self.secret_box = secret_box
         self.used = used
+        self.activity = activity or NoActivity()
 
     # -- enrolment -----------------------------------------------------------
     @staticmethod
@@ -98,6 +103,7 @@ class TotpService:
         user.totp_secret = self.secret_box.encrypt(secret)
         user.totp_enabled = True
         self.dbsession.flush()
+        self.activity.record("auth.totp_enable", user.username)
 
     def disable(self, user: User, code: str, *, required: bool, now: float | None = None) -> None:
         """The user turns their own second factor off, with a current code."""
@@ -108,6 +114,7 @@ class TotpService:
                           "so it cannot be turned off.")
         self.check_code(user, code, now)
         self.reset(user)
+        self.activity.record("auth.totp_disable", user.username)
 
     def reset(self, user: User) -> None:
         """Remove the second factor (an admin's reset; the user enrols again)."""

@@ -12,6 +12,7 @@ from pyramid.view import view_config
 from ezpyr.auth.forms import CodeForm, LoginForm
 from ezpyr.auth.totp import TotpService
 from ezpyr.cluster.readonly import master_address
+from ezpyr.faces import does
 from ezpyr.replication.capture import WRITABLE_ROLES
 from ezpyr.secretbox import SecretUnreadable
 from ezpyr.security import sign_in, sign_out
@@ -160,6 +161,7 @@ def totp_page(request, form, secret: str | None = None) -> dict:
     return page
 
 
+@does("auth.totp_enable")
 @view_config(route_name="profile.totp", renderer="auth/profile_totp.jinja2", permission="user")
 def enrol(request):
     user = request.authenticated_user
@@ -182,7 +184,6 @@ def enrol(request):
             form.add_error(error)
         else:
             request.session.pop(ENROL_SECRET, None)
-            request.activity.record("auth.totp_enable", user.username)
             request.session.flash(
                 "Two-factor sign-in is on. From now on you sign in with your password "
                 "and a code from your app.", "success")
@@ -190,6 +191,7 @@ def enrol(request):
     return totp_page(request, form, secret)
 
 
+@does("auth.totp_disable")
 @view_config(route_name="profile.totp_disable", renderer="auth/profile_totp.jinja2",
              permission="user")
 def disable(request):
@@ -206,7 +208,6 @@ def disable(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("auth.totp_disable", user.username)
             request.session.flash("Two-factor sign-in is off.", "success")
             return HTTPSeeOther(request.route_url("profile.totp"))
     return totp_page(request, form)

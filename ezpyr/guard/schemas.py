@@ -4,11 +4,10 @@ and described in the OpenAPI document. A rule's user group is named by its
 name (``"user_group": "ops"``)."""
 from __future__ import annotations
 
-import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ezpyr.api.schemas import Strict
+from ezpyr.api.schemas import Strict, UtcTime
 from ezpyr.guard.services import MAX_DESCRIPTION, MAX_PATTERN
 
 PATTERN = ("a Python regular expression, searched in each simple command of a line (anchor with ^); "
@@ -32,7 +31,7 @@ class GuardRuleOut(BaseModel):
     user_group: str = Field(description="the user group's name")
     pattern: str
     description: str
-    created_at: dt.datetime
+    created_at: UtcTime
 
     @classmethod
     def of(cls, rule) -> dict:

@@ -3,12 +3,11 @@ written by the API and by ``ezpyr-admin --json``, and described in the
 OpenAPI document."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ezpyr.api.schemas import Strict
+from ezpyr.api.schemas import Strict, UtcTime
 
 class ServerIn(Strict):
     name: str = Field(max_length=100, description="unique, case-insensitively")
@@ -42,8 +41,8 @@ class ServerOut(BaseModel):
     has_password: bool
     group: str | None
     description: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcTime
+    updated_at: UtcTime
 
     @classmethod
     def of(cls, server) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.faces import does
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.users.forms import UserGroupForm
 from ezpyr.validation import Invalid
@@ -24,6 +25,7 @@ def list_groups(request):
     return {"page": page, "q": q, "counts": service.member_counts(page.items)}
 
 
+@does("user_group.create")
 @view_config(route_name="user_groups.new", renderer="users/group_form.jinja2", permission="admin")
 def new_group(request):
     form = UserGroupForm.from_request(request)
@@ -33,12 +35,12 @@ def new_group(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("user_group.create", group.name)
             request.session.flash(f"User group {group.name} created.", "success")
             return HTTPSeeOther(request.route_url("user_groups.list"))
     return {"form": form, "group": None}
 
 
+@does("user_group.update")
 @view_config(route_name="user_groups.edit", renderer="users/group_form.jinja2", permission="admin")
 def edit_group(request):
     service = request.services.user_groups
@@ -50,12 +52,12 @@ def edit_group(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("user_group.update", group.name)
             request.session.flash(f"User group {group.name} saved.", "success")
             return HTTPSeeOther(request.route_url("user_groups.list"))
     return {"form": form, "group": group}
 
 
+@does("user_group.delete")
 @view_config(route_name="user_groups.delete", renderer="users/group_delete.jinja2", permission="admin")
 def delete_group(request):
     service = request.services.user_groups
@@ -67,7 +69,6 @@ def delete_group(request):
         except Invalid as error:
             request.session.flash(error.message, "error")
             return HTTPSeeOther(request.route_url("user_groups.list"))
-        request.activity.record("user_group.delete", name)
         request.session.flash(f"User group {name} deleted.", "success")
         return HTTPSeeOther(request.route_url("user_groups.list"))
     return {"group": group, "members": service.member_count(group),

@@ -5,15 +5,20 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ezpyr.access.models import AccessRule
+from ezpyr.activity.services import NoActivity
 from ezpyr.guard.models import CommandRule
 from ezpyr.paging import counts_by, cap_search
 from ezpyr.users.models import User, UserGroup
+from ezpyr.users.services import plural
 from ezpyr.validation import Invalid
 
 
 class UserGroupService:
-    def __init__(self, dbsession: Session):
+    """User groups; changes are recorded in the activity log."""
+
+    def __init__(self, dbsession: Session, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()
 
     def search(self, text: str = "") -> Select:
         text = cap_search(text)
@@ -27,6 +32,14 @@ class UserGroupService:
 
     def get(self, group_id: str) -> UserGroup | None:
         return self.dbsession.get(UserGroup, group_id)
+
+    def by_name(self, name: str) -> UserGroup | None:
+        """The group of that name, compared case-insensitively (as names
+        are unique); an exact match wins."""
+        name = (name or "").strip()
+        found = list(self.dbsession.scalars(select(UserGroup).where(
+            func.lower(UserGroup.name) == name.lower())))
+        return next((g for g in found if g.name == name), found[0] if found else None)
 
     def member_count(self, group: UserGroup) -> int:
         return self.member_counts([group])[group.id]
@@ -52,12 +65,15 @@ class UserGroupService:
         group = UserGroup(name=self._check_name(name), description=description or "")
         self.dbsession.add(group)
         self.dbsession.flush()
+        self.activity.record("user_group.create", group.name)
         return group
 
     def update(self, group: UserGroup, name: str, description: str = "") -> UserGroup:
+        old = group.name
         group.name = self._check_name(name, group)
         group.description = description or ""
         self.dbsession.flush()
+        self.activity.record("user_group.update", group.name, f"renamed from {old}" if old != group.name else "")
         return group
 
     def dependants(self, group: UserGroup) -> dict[str, int]:
@@ -71,15 +87,22 @@ class UserGroupService:
             ),
         }
 
-    def delete(self, group: UserGroup) -> None:
+    def delete(self, group: UserGroup) -> dict[str, int]:
+        """Delete an empty group with the access and command rules naming
+        it; returns what went, as :meth:`dependants` counts it."""
         members = self.member_count(group)
         if members:
             raise Invalid(
                 f"User group {group.name!r} still has {members} member"
                 f"{'s' if members != 1 else ''}; move or delete them first."
             )
+        gone = self.dependants(group)
         for model, column in ((AccessRule, AccessRule.user_group_id), (CommandRule, CommandRule.user_group_id)):
             for row in self.dbsession.scalars(select(model).where(column == group.id)):
                 self.dbsession.delete(row)
         self.dbsession.delete(group)
         self.dbsession.flush()
+        self.activity.record("user_group.delete", group.name,
+                             f"{plural(gone['access rules'], 'access rule')} and "
+                             f"{plural(gone['command rules'], 'command rule')} removed")
+        return gone

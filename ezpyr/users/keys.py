@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.gateway.services import openssh_fingerprint
 from ezpyr.users.models import User, UserKey
 from ezpyr.validation import Invalid
@@ -74,14 +75,20 @@ def parse_public_key(text: str) -> PublicKey:
 
 
 class UserKeyService:
-    def __init__(self, dbsession: Session):
+    """Users' SSH keys; each change is recorded in the activity log. An
+    admin's change of anyone's keys is ``user.key_*``; a user's change of
+    their own keys, on their profile page, is ``profile.key_*``."""
+
+    def __init__(self, dbsession: Session, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()
+
+    def of_user(self, user: User) -> Select:
+        """``user``'s keys, oldest first."""
+        return select(UserKey).where(UserKey.user_id == user.id).order_by(UserKey.created_at, UserKey.name)
 
     def keys_of(self, user: User) -> list[UserKey]:
-        return list(self.dbsession.scalars(
-            select(UserKey).where(UserKey.user_id == user.id)
-            .order_by(UserKey.created_at, UserKey.name)
-        ))
+        return list(self.dbsession.scalars(self.of_user(user)))
 
     def get(self, user: User, key_id: str) -> UserKey | None:
         """``user``'s key with this id; None for an unknown id or another
@@ -103,6 +110,18 @@ class UserKeyService:
         return {user_id: n for user_id, n in rows}
 
     def add(self, user: User, public_key: str, name: str = "") -> UserKey:
+        """An admin adds a key to ``user``."""
+        key = self._add(user, public_key, name)
+        self.activity.record("user.key_add", user.username, key.fingerprint)
+        return key
+
+    def add_own(self, user: User, public_key: str, name: str = "") -> UserKey:
+        """The signed-in ``user`` adds a key of their own."""
+        key = self._add(user, public_key, name)
+        self.activity.record("profile.key_add", user.username, key.fingerprint)
+        return key
+
+    def _add(self, user: User, public_key: str, name: str = "") -> UserKey:
         parsed = parse_public_key(public_key)
         name = (name or "").strip()
         if len(name) > NAME_MAX:
@@ -124,5 +143,17 @@ class UserKeyService:
         return key
 
     def delete(self, key: UserKey) -> None:
+        """An admin deletes one of a user's keys."""
+        username = key.user.username
+        self._delete(key)
+        self.activity.record("user.key_delete", username, key.fingerprint)
+
+    def delete_own(self, key: UserKey) -> None:
+        """The signed-in user deletes a key of their own."""
+        username = key.user.username
+        self._delete(key)
+        self.activity.record("profile.key_delete", username, key.fingerprint)
+
+    def _delete(self, key: UserKey) -> None:
         self.dbsession.delete(key)
         self.dbsession.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.faces import does
 from ezpyr.security import sign_in
 from ezpyr.users.forms import ChangePasswordForm, KeyForm
 from ezpyr.validation import Invalid
@@ -20,6 +21,7 @@ def view_profile(request):
     return _profile_page(request, KeyForm())
 
 
+@does("profile.password")
 @view_config(route_name="profile.password", renderer="profile/password.jinja2",
              permission="user")
 def change_password(request):
@@ -39,13 +41,13 @@ def change_password(request):
             # The password change ended every session of the user, this one
             # too: start a fresh one here so that only the others end.
             sign_in(request, user)
-            request.activity.record("profile.password", user.username, user=user)
             request.session.flash("Your password is changed. Sessions elsewhere have ended.",
                                   "success")
             return HTTPSeeOther(request.route_url("profile.view"))
     return {"form": form}
 
 
+@does("profile.key_add")
 @view_config(route_name="profile.key_add", renderer="profile/view.jinja2", permission="user")
 def add_own_key(request):
     if request.method != "POST":
@@ -54,16 +56,16 @@ def add_own_key(request):
     form = KeyForm.from_request(request)
     if form.validate():
         try:
-            key = request.services.user_keys.add(user, form.public_key.data, form.name.data)
+            key = request.services.user_keys.add_own(user, form.public_key.data, form.name.data)
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("profile.key_add", user.username, key.fingerprint)
             request.session.flash(f"Key {key.name or key.fingerprint} added.", "success")
             return HTTPSeeOther(request.route_url("profile.view"))
     return _profile_page(request, form)
 
 
+@does("profile.key_delete")
 @view_config(route_name="profile.key_delete", permission="user")
 def delete_own_key(request):
     user = request.authenticated_user
@@ -73,7 +75,6 @@ def delete_own_key(request):
         raise HTTPNotFound("No such key.")
     if request.method == "POST":
         label = key.name or key.fingerprint
-        service.delete(key)
-        request.activity.record("profile.key_delete", user.username, key.fingerprint)
+        service.delete_own(key)
         request.session.flash(f"Key {label} deleted.", "success")
     return HTTPSeeOther(request.route_url("profile.view"))

@@ -9,9 +9,10 @@ import uuid
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from ezpyr.paging import cap_search
 from ezpyr.access.models import AccessRule
+from ezpyr.activity.services import NoActivity
 from ezpyr.meta import utcnow
+from ezpyr.paging import cap_search
 from ezpyr.passwords import Passwords, policy_errors
 from ezpyr.settings.services import SettingsService
 from ezpyr.users.models import ROLES, User, UserGroup, UserKey
@@ -49,14 +50,22 @@ def check_username(username: str) -> str:
     return username
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 class UserService:
-    def __init__(self, dbsession: Session, passwords: Passwords, panel_settings=None):
+    """Users; each change is recorded in the activity log (``activity``:
+    ``Services.activity``, acting for whoever asked)."""
+
+    def __init__(self, dbsession: Session, passwords: Passwords, panel_settings=None, activity=None):
         """``panel_settings``: a callable giving the panel-wide settings
         (``Services`` passes the unit of work's, read once); by default they
         are read when asked."""
         self.dbsession = dbsession
         self.passwords = passwords
         self.panel_settings = panel_settings or (lambda: SettingsService(dbsession).current())
+        self.activity = activity or NoActivity()
 
     # -- reading -----------------------------------------------------------
     def get(self, user_id: str) -> User | None:
@@ -121,7 +130,13 @@ class UserService:
         )
         self.dbsession.add(user)
         self.dbsession.flush()
+        self.activity.record("user.create", user.username)
         return user
+
+    def new_password(self) -> str:
+        """A generated password that the panel's policy accepts (shown once
+        by whoever asked for it, never stored)."""
+        return generate_password(self.panel_settings().password_min_length)
 
     def set_password(self, user: User, password: str, *, skip_policy: bool = False) -> None:
         """Change the password; every session of the user ends."""
@@ -148,12 +163,14 @@ class UserService:
             if actor is not None and actor.id == user.id:
                 raise Invalid("You cannot remove your own admin role; another admin must do it.",
                               "role")
+        old = user.username
         user.username = username
         user.full_name = (full_name or "").strip()
         user.email = (email or "").strip()
         user.role = role
         user.group = group
         self.dbsession.flush()
+        self.activity.record("user.update", user.username, f"renamed from {old}" if old != username else "")
         return user
 
     def active_admins(self, excluding: User | None = None) -> int:
@@ -184,22 +201,22 @@ class UserService:
         user.suspended = True
         self.end_sessions(user)
         self.dbsession.flush()
+        self.activity.record("user.suspend", user.username)
 
     def reinstate(self, user: User) -> None:
         if not user.suspended:
             raise Invalid(f"{user.username} is not suspended.")
         user.suspended = False
         self.dbsession.flush()
+        self.activity.record("user.reinstate", user.username)
 
     def reset_password(self, user: User, password: str | None = None) -> str | None:
         """Set the password an admin typed, or a generated one when none was
         typed (returned, to be shown once). Every session of the user ends."""
-        if password:
-            self.set_password(user, password)
-            return None
-        settings = self.panel_settings()
-        generated = generate_password(settings.password_min_length)
-        self.set_password(user, generated)
+        generated = None if password else self.new_password()
+        self.set_password(user, password or generated)
+        self.activity.record("user.password_reset", user.username,
+                             "generated" if generated else "typed by an admin")
         return generated
 
     def change_own_password(self, user: User, current: str, new: str) -> None:
@@ -209,6 +226,7 @@ class UserService:
             raise Invalid("The new password must differ from the current one.", "new_password")
         self.check_password_policy(new, "new_password")
         self.set_password(user, new, skip_policy=True)
+        self.activity.record("profile.password", user.username, user=user)
 
     def reset_totp(self, user: User) -> None:
         """Turn the second factor off; the user may enrol again. Every
@@ -217,6 +235,7 @@ class UserService:
         user.totp_secret = None
         self.end_sessions(user)
         self.dbsession.flush()
+        self.activity.record("user.reset_2fa", user.username)
 
     def dependants(self, user: User) -> dict[str, int]:
         """What deleting the user would also remove."""
@@ -235,9 +254,11 @@ class UserService:
         if actor is not None and actor.id == user.id:
             raise Invalid("You cannot delete your own account.")
 
-    def delete(self, user: User, actor: User | None = None) -> None:
-        """Delete the user, their SSH keys and the access rules that name them."""
+    def delete(self, user: User, actor: User | None = None) -> dict[str, int]:
+        """Delete the user, their SSH keys and the access rules that name
+        them; returns what went, as :meth:`dependants` counts it."""
         self.check_delete(user, actor)
+        gone = self.dependants(user)
         rules = self.dbsession.scalars(
             select(AccessRule).where(AccessRule.user_id == user.id)).all()
         keys = self.dbsession.scalars(select(UserKey).where(UserKey.user_id == user.id)).all()
@@ -247,3 +268,7 @@ class UserService:
         self.dbsession.expire(user, ["keys"])
         self.dbsession.delete(user)
         self.dbsession.flush()
+        self.activity.record("user.delete", user.username,
+                             f"{plural(gone['SSH keys'], 'SSH key')} and "
+                             f"{plural(gone['access rules'], 'access rule')} removed")
+        return gone

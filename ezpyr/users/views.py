@@ -5,6 +5,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from wtforms.fields.choices import SelectChoice
 
+from ezpyr.faces import does
 from ezpyr.paging import Page, page_number, search_text
 from ezpyr.users.forms import KeyForm, NewUserForm, ResetPasswordForm, UserForm
 from ezpyr.users.services import UserService
@@ -49,6 +50,7 @@ def list_users(request):
     }
 
 
+@does("user.create")
 @view_config(route_name="users.new", renderer="users/form.jinja2", permission="admin")
 def new_user(request):
     form = NewUserForm.from_request(request)
@@ -63,12 +65,12 @@ def new_user(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("user.create", user.username)
             request.session.flash(f"User {user.username} created.", "success")
             return HTTPSeeOther(request.route_url("users.list"))
     return {"form": form, "user": None}
 
 
+@does("user.update")
 @view_config(route_name="users.edit", renderer="users/form.jinja2", permission="admin")
 def edit_user(request):
     service = _service(request)
@@ -87,13 +89,12 @@ def edit_user(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("user.update", user.username)
             request.session.flash(f"User {user.username} saved.", "success")
             return HTTPSeeOther(request.route_url("users.list"))
     return {"form": form, "user": user, "locked": _is_locked(request, user)}
 
 
-def _action(request, act, done: str, activity: str):
+def _action(request, act, done: str):
     """A POST button on the edit page: do ``act(service, user)``, say so."""
     service = _service(request)
     user = _user_or_404(request, service)
@@ -104,43 +105,41 @@ def _action(request, act, done: str, activity: str):
     except Invalid as error:
         request.session.flash(error.message, "error")
     else:
-        request.activity.record(activity, user.username)
         request.session.flash(done.format(name=user.username), "success")
     return _back_to(request, user)
 
 
+@does("user.suspend")
 @view_config(route_name="users.suspend", permission="admin")
 def suspend_user(request):
     return _action(
         request, lambda service, user: service.suspend(user, actor=request.authenticated_user),
         "User {name} is suspended: they cannot sign in, and their sessions have ended.",
-        "user.suspend",
     )
 
 
+@does("user.reinstate")
 @view_config(route_name="users.reinstate", permission="admin")
 def reinstate_user(request):
     return _action(request, lambda service, user: service.reinstate(user),
-                   "User {name} is reinstated and may sign in again.", "user.reinstate")
+                   "User {name} is reinstated and may sign in again.")
 
 
+@does("user.reset_2fa")
 @view_config(route_name="users.reset_2fa", permission="admin")
 def reset_totp(request):
     return _action(
         request, lambda service, user: service.reset_totp(user),
         "Two-factor sign-in is off for {name}; they sign in with their password and may "
-        "set it up again.", "user.reset_2fa",
+        "set it up again.",
     )
 
 
+@does("user.unlock")
 @view_config(route_name="users.unlock", permission="admin")
 def unlock_user(request):
-    def unlock(service, user):
-        if not request.services.auth.unlock(user.username):
-            raise Invalid(f"{user.username} is not locked on this node.")
-
-    return _action(request, unlock, "User {name} is unlocked on this node and may sign in again.",
-                   "user.unlock")
+    return _action(request, lambda service, user: request.services.auth.unlock_user(user),
+                   "User {name} is unlocked on this node and may sign in again.")
 
 
 @view_config(route_name="users.locked", renderer="users/locked.jinja2", permission="admin",
@@ -151,18 +150,19 @@ def locked_list(request):
     return {"holds": auth.throttled(), "limits": auth.throttle().limits()}
 
 
+@does("auth.release_address")
 @view_config(route_name="users.release_address", permission="admin", request_method="POST")
 def release_address(request):
-    address = (request.POST.get("address") or "").strip()[:64]
-    if request.services.auth.throttle().unlock_address(
-            request.dbsession, address):
-        request.activity.record("auth.release_address", address)
-        request.session.flash(f"Address {address} may sign in again on this node.", "success")
-    else:
+    try:
+        address = request.services.auth.release_address(request.POST.get("address") or "")
+    except Invalid:
         request.session.flash("That address is not locked out on this node.", "warning")
+    else:
+        request.session.flash(f"Address {address} may sign in again on this node.", "success")
     return HTTPSeeOther(request.route_url("users.locked"))
 
 
+@does("user.password_reset")
 @view_config(route_name="users.password", renderer="users/password.jinja2", permission="admin")
 def reset_password(request):
     service = _service(request)
@@ -174,8 +174,6 @@ def reset_password(request):
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("user.password_reset", user.username,
-                                    "generated" if generated else "typed by an admin")
             if generated:
                 # Shown on this page only, once: never stored, never flashed
                 # (the session cookie is signed, not encrypted).
@@ -188,6 +186,7 @@ def reset_password(request):
     return {"form": form, "user": user, "generated": None}
 
 
+@does("user.delete")
 @view_config(route_name="users.delete", renderer="users/delete.jinja2", permission="admin")
 def delete_user(request):
     service = _service(request)
@@ -199,7 +198,6 @@ def delete_user(request):
         except Invalid as error:
             request.session.flash(error.message, "error")
             return _back_to(request, user)
-        request.activity.record("user.delete", name)
         request.session.flash(f"User {name} deleted, with their SSH keys and access rules.",
                               "success")
         return HTTPSeeOther(request.route_url("users.list"))
@@ -223,6 +221,7 @@ def user_keys(request):
     return _keys_page(request, user, KeyForm())
 
 
+@does("user.key_add")
 @view_config(route_name="users.key_add", renderer="users/keys.jinja2", permission="admin")
 def add_key(request):
     user = _user_or_404(request, _service(request))
@@ -231,18 +230,17 @@ def add_key(request):
     form = KeyForm.from_request(request)
     if form.validate():
         try:
-            key = request.services.user_keys.add(user, form.public_key.data,
-                                                         form.name.data)
+            key = request.services.user_keys.add(user, form.public_key.data, form.name.data)
         except Invalid as error:
             form.add_error(error)
         else:
-            request.activity.record("user.key_add", user.username, key.fingerprint)
             request.session.flash(f"Key {key.name or key.fingerprint} added for {user.username}.",
                                   "success")
             return HTTPSeeOther(request.route_url("users.keys", id=user.id))
     return _keys_page(request, user, form)
 
 
+@does("user.key_delete")
 @view_config(route_name="users.key_delete", permission="admin")
 def delete_key(request):
     user = _user_or_404(request, _service(request))
@@ -253,6 +251,5 @@ def delete_key(request):
     if request.method == "POST":
         label = key.name or key.fingerprint
         service.delete(key)
-        request.activity.record("user.key_delete", user.username, key.fingerprint)
         request.session.flash(f"Key {label} of {user.username} deleted.", "success")
     return HTTPSeeOther(request.route_url("users.keys", id=user.id))

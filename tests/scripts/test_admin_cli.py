@@ -137,8 +137,8 @@ def test_users_keys_and_user_groups(node, db):
 
     key = data(node, "keys", "add", "alice", "--key", KEY)["key"]
     assert key["name"] == "alice@laptop" and key["fingerprint"].startswith("SHA256:")
-    assert [k["fingerprint"] for k in data(node, "users", "show", "alice")["user"]["keys"]] == \
-        [key["fingerprint"]]
+    shown = data(node, "users", "show", "alice")
+    assert [k["fingerprint"] for k in shown["keys"]] == [key["fingerprint"]] and shown["user"]["keys"] == 1
 
     assert ok(node, "users", "edit", "alice", "--rename", "alice2", "--role", "admin",
               "--no-group") == "saved user alice2 (was alice)\n"
@@ -171,8 +171,9 @@ def test_users_keys_and_user_groups(node, db):
         ("user.update", "alice2", "renamed from alice"),
         ("user.suspend", "alice2", ""), ("user.reinstate", "alice2", ""),
         ("user.password_reset", "alice2", "generated"), ("user.reset_2fa", "alice2", ""),
-        ("user.key_delete", "alice2", key["fingerprint"]), ("user.delete", "alice2", ""),
-        ("user_group.update", "operators", ""), ("user_group.delete", "operators", ""),
+        ("user.key_delete", "alice2", key["fingerprint"]), ("user.delete", "alice2", "0 SSH keys and 0 access rules removed"),
+        ("user_group.update", "operators", "renamed from ops"),
+        ("user_group.delete", "operators", "0 access rules and 0 command rules removed"),
     ]]
     actors = {e.actor for e in
               db.scalars(select(OutboxEntry).where(OutboxEntry.actor.like("cli%")))}

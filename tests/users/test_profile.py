@@ -107,11 +107,17 @@ def test_add_and_delete_own_key(user_app, dbsession, plain_user, make_line, key_
     assert (key.user_id, key.key_type, key.name) == (plain_user.id, key_type, "desk")
     assert key.public_key == " ".join(line.split()[:2])
     assert key.fingerprint in page
+    fingerprint = key.fingerprint
 
     res = post(user_app, f"/profile/keys/{key.id}/delete", form_url="/profile")
     assert res.status_int == 303 and "Key desk deleted." in res.follow()
     dbsession.expire_all()
     assert dbsession.query(UserKey).count() == 0
+    # the key service records the user's own change as theirs, not as an admin's
+    entries = [(e.action, e.target, e.details, e.username)
+               for e in dbsession.query(ActivityEntry).order_by(ActivityEntry.id) if not e.action.startswith("auth.")]
+    assert entries == [("profile.key_add", "plainuser", fingerprint, "plainuser"),
+                       ("profile.key_delete", "plainuser", fingerprint, "plainuser")]
 
 
 @pytest.mark.parametrize("make_line, message", [
