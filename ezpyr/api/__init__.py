@@ -16,8 +16,14 @@ API_PATH = r"^/api/"
 
 def includeme(config):
     # each area's module declares its endpoints (and their routes)
+    import ezpyr.accounts.api  # noqa: F401
+    import ezpyr.activity.api  # noqa: F401
     import ezpyr.api.views  # noqa: F401
+    import ezpyr.cluster.rest  # noqa: F401
+    import ezpyr.gateway.api  # noqa: F401
+    import ezpyr.jobs.api  # noqa: F401
     import ezpyr.servers.api  # noqa: F401
+    import ezpyr.settings.api  # noqa: F401
 
     settings = config.get_settings()
     config.registry["ezpyr.api.limiter"] = RateLimiter(int(settings.get("ezpyr.api.rate_limit", 1200)))
@@ -27,7 +33,7 @@ def includeme(config):
         config.add_route(name, pattern)
     for spec in ENDPOINTS:
         config.add_view(spec.view, route_name=spec.route, request_method=spec.method,
-                        permission=spec.permission, require_csrf=False)
+                        permission=spec.permission, require_csrf=False, node_local=spec.node_local)
     config.add_route("tokens.list", "/api-tokens")
     config.add_route("tokens.new", "/api-tokens/new")
     config.add_route("tokens.revoke", "/api-tokens/{id}/revoke")

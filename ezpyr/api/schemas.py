@@ -3,7 +3,17 @@ and to make the OpenAPI document."""
 from __future__ import annotations
 
 import datetime as dt
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+# a stored timestamp (UTC, kept without tzinfo) as RFC 3339 says it: with its zone
+UtcTime = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
 class Strict(BaseModel):
@@ -26,15 +36,3 @@ class MeOut(BaseModel):
     token: str
     read_only: bool
     expires_at: dt.datetime | None
-
-
-class ClusterOut(BaseModel):
-    node: dict
-    other_node: dict | None
-    status: str
-    split_brain: bool
-    backlog: int
-    backlog_unsent: int
-    backlog_queued: int
-    lag_seconds: float | None
-    warnings: list[str] = []

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import event, select, update
@@ -179,6 +180,19 @@ def start_after_commit(dbsession: Session, job_id: str, work: Work) -> None:
         start_job_thread(engine, job_id, work)
 
     event.listen(dbsession, "after_commit", committed, once=True)
+
+
+@dataclass
+class Launch:
+    """A job an action created (or the running one it follows). ``work`` is
+    None when the job was already running: there is nothing to start."""
+
+    job: Job
+    work: Work | None = None
+
+    def start_after_commit(self, dbsession: Session) -> None:
+        if self.work is not None:
+            start_after_commit(dbsession, self.job.id, self.work)
 
 
 def wait_for(engine, job_id: str, show: Callable[[Job], None] | None = None,

@@ -13,6 +13,7 @@ from ezpyr.cluster.models import GrantedHost
 from ezpyr.jobs.models import Job, JobState
 from ezpyr.jobs.services import this_process
 from ezpyr.meta import utcnow
+from ezpyr.services import Activity, Actor
 from ezpyr.validation import Invalid
 from tests.conftest import app_settings
 from tests.factories import csrf_from
@@ -21,10 +22,8 @@ SECONDARY = "127.0.0.1:6544"
 
 
 def actions_for(dbsession, secret_box, actor="alice") -> ClusterActions:
-    log = ActivityLog(dbsession, "node-a")
-    return ClusterActions(dbsession, secret_box, app_settings("sqlite://"), actor,
-                          lambda action, target="", details="": log.record(
-                              action, target, details, username=actor))
+    activity = Activity(ActivityLog(dbsession, "node-a"), lambda: Actor(username=actor))
+    return ClusterActions(dbsession, secret_box, app_settings("sqlite://"), actor, activity)
 
 
 def jobs(dbsession) -> list[Job]:
