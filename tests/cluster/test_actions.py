@@ -130,3 +130,14 @@ def test_the_panel_refuses_an_add_while_the_cli_runs_one(admin_app, dbsession, t
     assert len(jobs(dbsession)) == 1
     assert dbsession.scalar(select(func.count()).select_from(ActivityEntry)
                             .where(ActivityEntry.action == "cluster.add")) == 0
+
+
+def test_disconnect_and_connect_record_who_did_it(dbsession, peer, secret_box):
+    """The page's buttons and ezpyr-cluster's commands: the link and one entry each."""
+    actions = actions_for(dbsession, secret_box, actor="cli")
+    assert actions.disconnect().link == "disconnected"
+    assert actions.connect().link == "connected"
+    dbsession.commit()
+    entries = [(e.action, e.target, e.username) for e in dbsession.scalars(
+        select(ActivityEntry).order_by(ActivityEntry.id))]
+    assert entries == [("cluster.disconnect", peer.address, "cli"), ("cluster.connect", peer.address, "cli")]
