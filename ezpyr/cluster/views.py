@@ -7,11 +7,11 @@ import json
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
-from ezpyr.jobs.services import Launch
 from ezpyr.cluster.forms import AddForm
 from ezpyr.cluster.reconcile import row_label, shown_value
 from ezpyr.cluster.resolve import Plan
 from ezpyr.faces import does
+from ezpyr.jobs.services import Launch
 from ezpyr.validation import Invalid
 
 
