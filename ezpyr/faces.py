@@ -12,7 +12,6 @@ OFFERED: dict[str, set[str]] = {PANEL: set(), API: set(), CLI: set()}
 
 # actions that are offered by fewer than three faces, and why
 ONE_FACE: dict[str, str] = {
-    "server.import": "the API's import comes with the import job (a CSV import runs as a job)",
     # a user's own profile: the API and ezpyr-admin act as an admin on any user (user.key_add,
     # user.password_reset, user.reset_2fa …); these are the signed-in person acting on themselves
     "profile.password": "a user changes their own password on their profile page, typing the current one; "

@@ -181,6 +181,11 @@ class Services:
         return GuardService(self.dbsession, self.activity)
 
     @cached_property
+    def sessions(self):
+        from ezpyr.gateway.sessions import SessionLog
+        return SessionLog(self.dbsession, self.activity)
+
+    @cached_property
     def gateway_keys(self):
         from ezpyr.gateway.services import GatewayKeyService
         return GatewayKeyService(self.dbsession, self.secret_box)
@@ -189,7 +194,7 @@ class Services:
     @cached_property
     def settings_service(self):
         from ezpyr.settings.services import SettingsService
-        return SettingsService(self.dbsession)
+        return SettingsService(self.dbsession, self.activity)
 
     @cached_property
     def panel_settings(self):
@@ -210,7 +215,7 @@ class Services:
     def cluster_actions(self):
         from ezpyr.cluster.actions import ClusterActions
         return ClusterActions(self.dbsession, self.secret_box, self.settings, self.actor.username,
-                              self.activity.record)
+                              self.activity)
 
     @cached_property
     def cluster_setup(self):
@@ -221,6 +226,11 @@ class Services:
     def account_tasks(self):
         from ezpyr.accounts.tasks import AccountTaskService
         return AccountTaskService(self.dbsession)
+
+    @cached_property
+    def account_actions(self):
+        from ezpyr.accounts.actions import AccountActions
+        return AccountActions(self.dbsession, self.settings, self.actor.username, self.activity)
 
     @cached_property
     def home(self):

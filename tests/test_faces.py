@@ -38,9 +38,10 @@ def recorded_by_services() -> dict[str, str]:
 
 def all_faces_loaded(wsgi_app) -> None:
     """The panel's views (scanned by the app), the API's endpoints and the
-    command line's parser have all declared what they offer."""
-    from ezpyr.scripts.admin import build_parser
-    build_parser()
+    command lines' parsers have all declared what they offer."""
+    from ezpyr.scripts import accounts, admin, cluster
+    for command_line in (admin, cluster, accounts):
+        command_line.build_parser()
 
 
 def test_every_action_is_offered_by_every_face(wsgi_app):

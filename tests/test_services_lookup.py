@@ -15,10 +15,10 @@ from ezpyr.services import Activity, Actor, Services
 PACKAGE = Path(__file__).resolve().parents[1] / "ezpyr"
 # what Services makes (and the activity log it binds to an actor)
 MADE_BY_SERVICES = {
-    "AccessService", "AccountTaskService", "ActivityLog", "AuthService", "ClusterActions", "ClusterService",
-    "GatewayKeyService", "GuardService", "HomeService", "JobService", "ServerGroupService", "ServerLookup",
-    "ServerService", "SettingsService", "SetupService", "TokenService", "TotpService", "UserGroupService",
-    "UserKeyService", "UserService",
+    "AccessService", "AccountActions", "AccountTaskService", "ActivityLog", "AuthService", "ClusterActions",
+    "ClusterService", "GatewayKeyService", "GuardService", "HomeService", "JobService", "ServerGroupService",
+    "ServerLookup", "ServerService", "SessionLog", "SettingsService", "SetupService", "TokenService", "TotpService",
+    "UserGroupService", "UserKeyService", "UserService",
 }
 # first-run setup makes the node before any service can be looked up
 BEFORE_SERVICES = {"ezpyr/scripts/init.py"}
@@ -30,7 +30,7 @@ def faces(package: Path = PACKAGE) -> list[Path]:
         relative = path.relative_to(package.parent).as_posix()
         if relative in BEFORE_SERVICES:
             continue
-        if (path.name in ("views.py", "cli.py", "api.py") or path.name.endswith("_views.py")
+        if (path.name in ("views.py", "cli.py", "api.py", "rest.py") or path.name.endswith("_views.py")
                 or path.parent.name in ("scripts", "api")):
             found.append(path)
     return found
@@ -50,7 +50,8 @@ def constructions(path: Path, package: Path = PACKAGE) -> list[str]:
 def test_the_walk_sees_the_faces():
     names = {p.relative_to(PACKAGE.parent).as_posix() for p in faces()}
     for expected in ("ezpyr/users/views.py", "ezpyr/users/cli.py", "ezpyr/api/views.py",
-                     "ezpyr/scripts/admin.py", "ezpyr/scripts/cluster.py", "ezpyr/cluster/api.py"):
+                     "ezpyr/scripts/admin.py", "ezpyr/scripts/cluster.py", "ezpyr/cluster/api.py",
+                     "ezpyr/cluster/rest.py"):
         assert expected in names
 
 

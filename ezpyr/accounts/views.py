@@ -6,15 +6,13 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from ezpyr.accounts.client import NAMES, NodeUnreachable
+from ezpyr.accounts.client import NAMES
 from ezpyr.accounts.models import TARGETS
-from ezpyr.accounts.runner import reconcile, reset_fingerprint
 from ezpyr.accounts.settings import AccountSettings
-from ezpyr.accounts.tasks import CHANNEL, targets
-from ezpyr.jobs.services import start_after_commit
+from ezpyr.accounts.tasks import targets
+from ezpyr.faces import does
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.capture import WRITABLE_ROLES
-from ezpyr.replication.wake import wake_relay
 from ezpyr.validation import Invalid
 
 
@@ -38,61 +36,39 @@ def account_summary(request) -> dict:
     return {"nodes": nodes, "user": settings.user, "master": role in WRITABLE_ROLES}
 
 
+@does("accounts.reset_fingerprint")
 @view_config(route_name="accounts.reset_fingerprint", renderer="accounts/reset_fingerprint.jinja2",
              permission="admin")
 def reset_fingerprint_view(request):
     target = request.matchdict["node"]
     if target not in TARGETS:
         raise HTTPNotFound("No such node: this or other.")
-    pin = request.services.account_tasks.pin(target)
+    actions = request.services.account_actions
     if request.method == "POST":
         presented = request.POST.get("presented", "")
-        if pin is None or not pin.presented or presented != pin.presented:
-            request.session.flash("The fingerprint confirmed is not the one the node presents now: "
-                                  "nothing was reset. Look again.", "error")
-            return HTTPSeeOther(request.route_url("accounts.reset_fingerprint", node=target))
         try:
-            result = reset_fingerprint(request.registry["db_engine"], _settings(request), target, presented)
+            actions.reset_fingerprint(target, presented)
         except Invalid as error:
+            request.tm.doom()
             request.session.flash(error.message, "error")
+            if error.field == "presented":
+                return HTTPSeeOther(request.route_url("accounts.reset_fingerprint", node=target))
         else:
-            request.activity.record("accounts.reset_fingerprint", target,
-                                    f"{result['old']} -> {result['new']}")
-            node = request.dbsession.scalars(select(NodeIdentity)).first()
-            request.tm.get().addAfterCommitHook(
-                lambda ok: ok and node and wake_relay(node.id, CHANNEL))
             request.session.flash(f"{NAMES[target].capitalize()}: {presented} is pinned now; "
                                   "its waiting account changes go on.", "success")
         return HTTPSeeOther(request.route_url("cluster.view"))
-    return {"target": target, "name": NAMES[target], "pin": pin,
+    return {"target": target, "name": NAMES[target], "pin": actions.tasks.pin(target),
             "address": _settings(request).address(target)}
 
 
-def reconcile_work(engine, settings: AccountSettings, nodes: list[str]):
-    def work(progress):
-        reports = []
-        for target in nodes:
-            try:
-                reports.append(reconcile(engine, settings, target, progress=progress))
-            except NodeUnreachable as error:
-                reports.append({"node": target, "error": str(error)})
-        failures = [r.get("error") or "; ".join(r["errors"]) for r in reports
-                    if r.get("error") or r.get("errors")]
-        if failures:
-            raise RuntimeError("; ".join(failures))
-        return {"reconcile": reports}
-    return work
-
-
+@does("accounts.reconcile")
 @view_config(route_name="accounts.reconcile", request_method="POST", permission="admin")
 def start_reconcile(request):
-    jobs = request.services.jobs
-    job = jobs.running("accounts.reconcile")
-    nodes = targets(request.dbsession.connection())
-    if job is None:  # one already running is followed, not started twice
-        job = jobs.create("accounts.reconcile", request.authenticated_user.username,
-                          "reconciling system accounts")
-        start_after_commit(request.dbsession, job.id,
-                           reconcile_work(request.registry["db_engine"], _settings(request), nodes))
-        request.activity.record("accounts.reconcile", ", ".join(nodes))
-    return HTTPSeeOther(request.route_url("jobs.view", id=job.id))
+    try:
+        launch = request.services.account_actions.start_reconcile()
+    except Invalid as error:
+        request.tm.doom()
+        request.session.flash(error.message, "error")
+        return HTTPSeeOther(request.route_url("cluster.view"))
+    launch.start_after_commit(request.dbsession)
+    return HTTPSeeOther(request.route_url("jobs.view", id=launch.job.id))

@@ -16,11 +16,17 @@ API_PATH = r"^/api/"
 
 def includeme(config):
     # each area's module declares its endpoints (and their routes)
+    import ezpyr.accounts.api  # noqa: F401
+    import ezpyr.activity.api  # noqa: F401
     import ezpyr.api.views  # noqa: F401
+    import ezpyr.cluster.rest  # noqa: F401
+    import ezpyr.gateway.api  # noqa: F401
+    import ezpyr.jobs.api  # noqa: F401
     import ezpyr.servers.api  # noqa: F401
     import ezpyr.access.api  # noqa: F401
     import ezpyr.guard.api  # noqa: F401
     import ezpyr.users.api  # noqa: F401
+    import ezpyr.settings.api  # noqa: F401
 
     settings = config.get_settings()
     config.registry["ezpyr.api.limiter"] = RateLimiter(int(settings.get("ezpyr.api.rate_limit", 1200)))
@@ -32,7 +38,8 @@ def includeme(config):
         # a read sent as POST (it has a body: "test a command") changes
         # nothing, so a slave answers it as it answers a GET
         config.add_view(spec.view, route_name=spec.route, request_method=spec.method,
-                        permission=spec.permission, require_csrf=False, node_local=not spec.write)
+                        permission=spec.permission, require_csrf=False,
+                        node_local=spec.node_local or not spec.write)
     config.add_route("tokens.list", "/api-tokens")
     config.add_route("tokens.new", "/api-tokens/new")
     config.add_route("tokens.revoke", "/api-tokens/{id}/revoke")

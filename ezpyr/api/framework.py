@@ -66,6 +66,10 @@ class Endpoint:
     etag: bool = False
     tag: str = ""
     does: str | tuple[str, ...] | None = None  # the activity action(s) it offers (ezpyr.faces)
+    # changes only this node's own data (a job, a session, the link): allowed
+    # on a slave, as the panel's node_local views (ezpyr.cluster.readonly)
+    node_local: bool = False
+    headers: dict = field(default_factory=dict)  # name -> description, of the answer's headers
     view: object = None
 
 

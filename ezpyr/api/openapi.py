@@ -67,12 +67,15 @@ def document(request=None) -> dict:
             ok["content"] = {spec.response: {"schema": {"type": "string"}}}
         elif spec.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(spec.response)}}
+        if spec.headers:
+            ok["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                             for name, text in spec.headers.items()}
         operation["responses"][str(spec.status)] = ok
         codes = ["401", "403", "429"]
         if "{" in path:
             codes.append("404")
         if spec.write:
-            codes += ["409", "422"]
+            codes += ["422"] if spec.node_local else ["409", "422"]
         if spec.method in ("PATCH", "DELETE"):
             codes.append("412")
         if spec.query or spec.body is not None:

@@ -37,15 +37,3 @@ class MeOut(BaseModel):
     token: str
     read_only: bool
     expires_at: UtcTime | None
-
-
-class ClusterOut(BaseModel):
-    node: dict
-    other_node: dict | None
-    status: str
-    split_brain: bool
-    backlog: int
-    backlog_unsent: int
-    backlog_queued: int
-    lag_seconds: float | None
-    warnings: list[str] = []

@@ -1,4 +1,4 @@
-"""The API's own endpoints (who am I, the cluster, the OpenAPI document);
+"""The API's own endpoints (who am I, the OpenAPI document);
 each area declares its endpoints in ``ezpyr/<area>/api.py``."""
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from ezpyr.api.framework import endpoint, route
-from ezpyr.api.schemas import ClusterOut, MeOut
+from ezpyr.api.schemas import MeOut
 
 ME = route("api.me", "/me")
-CLUSTER = route("api.cluster", "/cluster")
 
 
 # -- who am I ---------------------------------------------------------------------------------
@@ -20,12 +19,6 @@ def me(request):
     user = request.authenticated_user
     return {"username": user.username, "admin": user.is_admin, "token": token.name,
             "read_only": token.read_only, "expires_at": token.expires_at}
-
-
-@endpoint(CLUSTER, "GET", "This node's cluster status", response=ClusterOut, tag="cluster")
-def cluster(request):
-    state = request.services.cluster.state().as_dict()
-    return {key: state.get(key) for key in ClusterOut.model_fields}
 
 
 @view_config(route_name="api.openapi", request_method="GET", permission=NO_PERMISSION_REQUIRED,

@@ -1,5 +1,5 @@
-"""The cluster page's long actions, in one place: Add, Verify, Make master,
-and Resolve (its preview and the resolution itself).
+"""The cluster page's actions, in one place: Add, Verify, Make master,
+Resolve (its preview and the resolution itself), and Disconnect/Connect.
 
 Each action checks its preconditions (a refusal is an ``Invalid`` with the
 message the admin reads, nothing changed), creates the job row, records
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Callable
 
 from sqlalchemy.orm import Session
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.cluster.add import add_secondary, check_address
 from ezpyr.cluster.client import ClusterClient, PeerRefused, PeerTls, PeerUnreachable, RemotePeer, address_host
-from ezpyr.cluster.models import ClusterPeer
+from ezpyr.cluster.models import ClusterPeer, Link
 from ezpyr.node.models import Role
 from ezpyr.cluster.resolve import Decision, Plan, decide, losses, resolve, unique_clashes
 from ezpyr.cluster.roles import TakeoverNeedsConfirmation, make_master
@@ -60,13 +60,12 @@ class ResolvePlan:
 
 
 class ClusterActions:
-    def __init__(self, dbsession: Session, secret_box, settings: dict, actor: str,
-                 record: Callable[..., object]):
+    def __init__(self, dbsession: Session, secret_box, settings: dict, actor: str, activity=None):
         self.dbsession = dbsession
         self.secret_box = secret_box
         self.settings = settings
-        self.actor = actor
-        self.record = record  # the activity log's record(action, target, details)
+        self.actor = actor  # who the jobs name as their creator
+        self.activity = activity or NoActivity()
         self.cluster = ClusterService(dbsession)
         self.jobs = JobService(dbsession)
 
@@ -89,6 +88,19 @@ class ClusterActions:
         job = self.jobs.create(kind, self.actor, message, lock=lock)
         return Launch(job, work)
 
+    # -- Disconnect / Connect ---------------------------------------------------
+    def disconnect(self) -> ClusterPeer:
+        """Stop probing the other node; this node's changes stay queued."""
+        peer = self.cluster.set_link(Link.DISCONNECTED)
+        self.activity.record("cluster.disconnect", peer.address)
+        return peer
+
+    def connect(self) -> ClusterPeer:
+        """Resume probing; the backlog drains when the other node is up."""
+        peer = self.cluster.set_link(Link.CONNECTED)
+        self.activity.record("cluster.connect", peer.address)
+        return peer
+
     # -- Add ------------------------------------------------------------------
     def add(self, address: str, setup_key: str) -> Launch:
         address = check_address(address)
@@ -110,7 +122,7 @@ class ClusterActions:
             return add_secondary(engine, box, settings, address, setup_key, progress)
 
         launch = self._launch("add", f"add the secondary at {address}", work, CHANGE_LOCK)
-        self.record("cluster.add", address)
+        self.activity.record("cluster.add", address)
         return launch
 
     # -- Verify ---------------------------------------------------------------
@@ -136,7 +148,7 @@ class ClusterActions:
             return {"in_sync": all(r.in_sync for r in reports), "tables": [r.as_dict() for r in reports]}
 
         launch = self._launch("verify", f"verify against {peer.address}", work, VERIFY_LOCK)
-        self.record("cluster.verify", peer.address)
+        self.activity.record("cluster.verify", peer.address)
         return launch
 
     # -- Make master ----------------------------------------------------------
@@ -160,7 +172,7 @@ class ClusterActions:
 
         launch = self._launch("make-master", "forced takeover" if force else
                               f"switch over from the master at {peer.address}", work, CHANGE_LOCK)
-        self.record("cluster.make_master", peer.address, "forced" if force else "graceful")
+        self.activity.record("cluster.make_master", peer.address, "forced" if force else "graceful")
         return launch
 
     # -- Resolve --------------------------------------------------------------
@@ -168,7 +180,7 @@ class ClusterActions:
         """The result of a finished Verify, which a resolution decides on."""
         job = self.jobs.get(job_id)
         if job is None or job.kind != "verify" or job.state != JobState.DONE:
-            raise Invalid("No such Verify result: run Verify, then resolve from its result.")
+            raise Invalid("No such Verify result: run Verify, then resolve from its result.", "verify_job")
         return json.loads(job.result)
 
     def resolve_plan(self, report: dict, plan: Plan) -> ResolvePlan:
@@ -196,5 +208,5 @@ class ClusterActions:
             return resolve(engine, box, settings, chosen.decisions, actor, progress)
 
         launch = self._launch("resolve", "resolve the split-brain", work, CHANGE_LOCK)
-        self.record("cluster.resolve", peer.address, chosen.summary)
+        self.activity.record("cluster.resolve", peer.address, chosen.summary)
         return launch

@@ -9,9 +9,9 @@ from pyramid.view import view_config
 
 from ezpyr.jobs.services import Launch
 from ezpyr.cluster.forms import AddForm
-from ezpyr.cluster.models import Link
 from ezpyr.cluster.reconcile import row_label, shown_value
 from ezpyr.cluster.resolve import Plan
+from ezpyr.faces import does
 from ezpyr.validation import Invalid
 
 
@@ -28,31 +28,30 @@ def cluster_view(request):
     return {**_page(request), "add_form": AddForm()}
 
 
-def _set_link(request, link: Link, verb: str):
+def _set_link(request, change, done: str):
     try:
-        peer = request.cluster.set_link(link)
+        change()
     except Invalid as error:
         request.session.flash(error.message, "error")
     else:
-        request.activity.record(f"cluster.{verb}", peer.address)
-        request.session.flash(
-            "Disconnected: this node stops probing the other node and keeps its changes queued."
-            if link == Link.DISCONNECTED else
-            "Connected: probing resumes and the backlog drains when the other node is up.",
-            "success")
+        request.session.flash(done, "success")
     return HTTPSeeOther(request.route_url("cluster.view"))
 
 
+@does("cluster.disconnect")
 @view_config(route_name="cluster.disconnect", request_method="POST", permission="admin",
              node_local=True)
 def disconnect(request):
-    return _set_link(request, Link.DISCONNECTED, "disconnect")
+    return _set_link(request, request.cluster_actions.disconnect,
+                     "Disconnected: this node stops probing the other node and keeps its changes queued.")
 
 
+@does("cluster.connect")
 @view_config(route_name="cluster.connect", request_method="POST", permission="admin",
              node_local=True)
 def connect(request):
-    return _set_link(request, Link.CONNECTED, "connect")
+    return _set_link(request, request.cluster_actions.connect,
+                     "Connected: probing resumes and the backlog drains when the other node is up.")
 
 
 def _refused(request, error: Invalid):
@@ -67,6 +66,7 @@ def _follow(request, launch: Launch):
     return HTTPSeeOther(request.route_url("jobs.view", id=launch.job.id))
 
 
+@does("cluster.verify")
 @view_config(route_name="cluster.verify", request_method="POST", permission="admin",
              node_local=True)
 def start_verify(request):
@@ -76,6 +76,7 @@ def start_verify(request):
         return _refused(request, error)
 
 
+@does("cluster.add")
 @view_config(route_name="cluster.add", request_method="POST", renderer="cluster/view.jinja2",
              permission="admin")
 def add(request):
@@ -89,6 +90,7 @@ def add(request):
     return {**_page(request), "add_form": form}
 
 
+@does("cluster.make_master")
 @view_config(route_name="cluster.make_master", request_method="POST", permission="admin",
              node_local=True)
 def start_make_master(request):
@@ -99,6 +101,7 @@ def start_make_master(request):
         return _refused(request, error)
 
 
+@does("cluster.resolve")
 @view_config(route_name="cluster.resolve", request_method="POST", renderer="cluster/resolve.jinja2",
              permission="admin", node_local=True)
 def resolve_split_brain(request):

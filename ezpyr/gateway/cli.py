@@ -3,25 +3,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ezpyr.cli import Admin, Done, table, when
-from ezpyr.gateway.sessions import SessionLog, log_dir
+from ezpyr.cli import Admin, Done, table
+from ezpyr.gateway.schemas import SessionOut
+from ezpyr.gateway.sessions import log_dir
 from ezpyr.validation import Invalid
 
 
 # -- gateway sessions (node-local) ---------------------------------------------------------
 
-def session_data(row) -> dict:
-    return {"id": row.id, "username": row.username, "from": row.client_address,
-            "server": row.server_name, "address": row.server_address, "command": row.command,
-            "state": "live" if row.live else "ended", "started_at": when(row.started_at),
-            "ended_at": when(row.ended_at), "exit_status": row.exit_status,
-            "bytes_in": row.bytes_in, "bytes_out": row.bytes_out,
-            "guard_refusals": row.guard_refusals, "end_reason": row.end_reason,
-            "recording": row.recording}
+# --json writes the API's shape
+session_data = SessionOut.of
 
 
 def a_session(a: Admin, session_id: str):
-    row = SessionLog(a.dbsession).get(session_id)
+    row = a.services.sessions.get(session_id)
     if row is None:
         raise Invalid(f"No session {session_id!r} on this node (sessions stay on the node they "
                       "ran on; see sessions list).")
@@ -29,12 +24,11 @@ def a_session(a: Admin, session_id: str):
 
 
 def sessions_list(a: Admin, args) -> Done:
-    stmt = SessionLog(a.dbsession).search(username=(args.user or "").strip(),
-                                          server=(args.server or "").strip(),
-                                          state=args.state or "")
+    stmt = a.services.sessions.search(username=(args.user or "").strip(),
+                                      server=(args.server or "").strip(), state=args.state or "")
     rows = [session_data(r) for r in a.dbsession.scalars(stmt.limit(args.limit))]
     text = table(["id", "started (utc)", "user", "server", "state", "exit", "refusals", "command"],
-                 [[r["id"], r["started_at"], r["username"], r["server"], r["state"],
+                 [[r["id"], r["started_at"][:19], r["username"], r["server"], r["state"],
                    r["exit_status"], r["guard_refusals"], r["command"] or "(interactive)"]
                   for r in rows], "no sessions on this node")
     return Done(text, {"sessions": rows, "node": a.env.settings.get("ezpyr.node_name", "")})
@@ -47,8 +41,7 @@ def sessions_show(a: Admin, args) -> Done:
 
 def sessions_terminate(a: Admin, args) -> Done:
     row = a_session(a, args.session_id)
-    SessionLog(a.dbsession).terminate(row)
-    a.record("gateway.session_terminate", row.id, f"{row.username} on {row.server_name}")
+    a.services.sessions.terminate(row)
     message = (f"session {row.id} of {row.username} on {row.server_name} is being terminated "
                "(the gateway service ends it within a second)")
     return Done(message, {"message": message, "session": row.id})
@@ -82,7 +75,8 @@ def register(cli) -> None:
     p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     p = cli.action(sessions, "show", sessions_show, "one session's details")
     p.add_argument("session_id")
-    p = cli.action(sessions, "terminate", sessions_terminate, "end a live session")
+    p = cli.action(sessions, "terminate", sessions_terminate, "end a live session",
+                   does="gateway.session_terminate")
     p.add_argument("session_id")
     p = cli.action(sessions, "export", sessions_export, "a session's recording (asciicast v2)")
     p.add_argument("session_id")

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.gateway.models import GatewaySession
 from ezpyr.meta import utcnow
 from ezpyr.validation import Invalid
@@ -23,9 +24,19 @@ def log_dir(settings: dict) -> Path:
     return Path(settings.get("ezpyr.gateway.log_dir") or DEFAULT_LOG_DIR)
 
 
+def recording_path(settings: dict, row: GatewaySession) -> Path | None:
+    """The session's recording on this node's disk; None when it has none
+    (there, or any more)."""
+    if not row.recording:
+        return None
+    path = log_dir(settings) / row.recording
+    return path if path.is_file() else None
+
+
 class SessionLog:
-    def __init__(self, dbsession: Session):
+    def __init__(self, dbsession: Session, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()  # the faces' (Services.sessions): who terminated
 
     def get(self, session_id: str) -> GatewaySession | None:
         return self.dbsession.get(GatewaySession, (session_id or "").strip())
@@ -68,6 +79,7 @@ class SessionLog:
         if not row.live:
             raise Invalid("This session has already ended.")
         row.terminate_requested = True
+        self.activity.record("gateway.session_terminate", row.id, f"{row.username} on {row.server_name}")
 
     def terminate_requested(self, session_id: str) -> bool:
         return bool(self.dbsession.scalar(

@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from ezpyr.faces import does
 from ezpyr.gateway.models import GatewaySession
 from ezpyr.gateway.services import pinned_fingerprint
-from ezpyr.gateway.sessions import SessionLog, log_dir
+from ezpyr.gateway.sessions import recording_path
 from ezpyr.paging import Page, page_number
 from ezpyr.servers.models import Server
 from ezpyr.validation import Invalid
@@ -48,7 +48,7 @@ STATES = ("live", "ended")
 
 
 def _session_or_404(request) -> GatewaySession:
-    row = SessionLog(request.dbsession).get(request.matchdict["id"])
+    row = request.services.sessions.get(request.matchdict["id"])
     if row is None:
         raise HTTPNotFound("No such session on this node (sessions stay on the node they ran on).")
     return row
@@ -66,7 +66,7 @@ def _session_filters(request) -> dict:
 @view_config(route_name="gateway.sessions", renderer="gateway/sessions.jinja2", permission="admin")
 def list_sessions(request):
     filters = _session_filters(request)
-    page = Page(request.dbsession, SessionLog(request.dbsession).search(**filters),
+    page = Page(request.dbsession, request.services.sessions.search(**filters),
                 page_number(request), per_page=SESSIONS_PER_PAGE)
     return {"page": page, "filters": filters, "states": STATES}
 
@@ -74,36 +74,34 @@ def list_sessions(request):
 @view_config(route_name="gateway.session", renderer="gateway/session.jinja2", permission="admin")
 def show_session(request):
     row = _session_or_404(request)
-    recording = log_dir(request.registry.settings) / row.recording
     # the player's terminal is WebAssembly, which the default policy forbids
     request.response.headers["Content-Security-Policy"] = (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; "
         "script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'; form-action 'self'")
-    return {"row": row, "has_recording": bool(row.recording) and recording.is_file()}
+    return {"row": row, "has_recording": recording_path(request.registry.settings, row) is not None}
 
 
 @view_config(route_name="gateway.session_cast", permission="admin")
 def download_cast(request):
     row = _session_or_404(request)
-    path = log_dir(request.registry.settings) / row.recording
-    if not row.recording or not path.is_file():
+    path = recording_path(request.registry.settings, row)
+    if path is None:
         raise HTTPNotFound("The recording of this session is not on this node's disk.")
     response = FileResponse(str(path), request=request, content_type="application/x-asciicast")
     response.content_disposition = f'attachment; filename="{row.id}.cast"'
     return response
 
 
+@does("gateway.session_terminate")
 @view_config(route_name="gateway.session_terminate", request_method="POST", permission="admin",
              node_local=True)
 def terminate_session(request):
     row = _session_or_404(request)
     try:
-        SessionLog(request.dbsession).terminate(row)
+        request.services.sessions.terminate(row)
     except Invalid as error:
         request.session.flash(error.message, "error")
     else:
-        request.activity.record("gateway.session_terminate", row.id,
-                                f"{row.username} on {row.server_name}")
         request.session.flash(f"Session of {row.username} on {row.server_name} is being "
                               "terminated (within a second).", "success")
     return HTTPSeeOther(request.route_url("gateway.session", id=row.id))

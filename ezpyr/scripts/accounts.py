@@ -12,9 +12,9 @@ import json
 import sys
 
 from ezpyr.accounts.client import NAMES, NodeUnreachable, presented_fingerprint
-from ezpyr.accounts.runner import apply_waiting, reconcile, reset_fingerprint
+from ezpyr.accounts.runner import apply_waiting
 from ezpyr.accounts.settings import AccountSettings
-from ezpyr.accounts.tasks import targets
+from ezpyr.faces import CLI, offer
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.validation import Invalid
@@ -22,24 +22,13 @@ from ezpyr.validation import Invalid
 PROG = "ezpyr-accounts"
 
 
-def status(env, settings: AccountSettings) -> dict:
+def status(env) -> dict:
     with env.session() as s:
-        service = env.services(s).account_tasks
-        counts = service.counts()
-        nodes = {}
-        for target in ("this", "other"):
-            pin = service.pin(target)
-            nodes[target] = {
-                "ssh_address": settings.address(target), "problem": settings.missing(target),
-                "pinned": pin.fingerprint if pin else None,
-                "presented": (pin.presented or None) if pin else None,
-                "waiting": counts[target]["waiting"], "failed": counts[target]["failed"],
-                "last_error": service.last_error(target)}
-    return {"provisioning_user": settings.user, "key_file": settings.key_file, "nodes": nodes}
+        return env.services(s).account_actions.status()
 
 
 def cmd_status(env, settings, args):
-    state = status(env, settings)
+    state = status(env)
     if args.json:
         print(json.dumps(state, indent=2))
         return 0
@@ -66,20 +55,10 @@ def cmd_apply(env, settings, args):
 
 
 def cmd_reconcile(env, settings, args):
-    if args.node:
-        nodes = [args.node]
-    else:
-        with env.engine.connect() as conn:
-            nodes = targets(conn)
-    reports, code = [], 0
-    for target in nodes:
-        try:
-            reports.append(reconcile(env.engine, settings, target, dry_run=args.dry_run))
-        except NodeUnreachable as error:
-            reports.append({"node": target, "error": str(error)})
-            code = 1
-        else:
-            code = code or (1 if reports[-1]["errors"] else 0)
+    with env.session() as s:
+        reports = env.services(s).account_actions.reconcile_now([args.node] if args.node else None,
+                                                                dry_run=args.dry_run)
+    code = 1 if any(r.get("error") or r.get("errors") for r in reports) else 0
     if args.json:
         print(json.dumps(reports, indent=2))
         return code
@@ -100,9 +79,7 @@ def cmd_reconcile(env, settings, args):
 
 def cmd_reset_fingerprint(env, settings, args):
     target = args.node
-    with env.session() as s:
-        pin = env.services(s).account_tasks.pin(target)
-        pinned = pin.fingerprint if pin else None
+    pinned = status(env)["nodes"][target]["pinned"]
     address = settings.address(target)
     if not address:
         raise Invalid(settings.missing(target))
@@ -120,33 +97,42 @@ def cmd_reset_fingerprint(env, settings, args):
         if not sys.stdin.isatty() or input("Type yes to pin the new key: ").strip() != "yes":
             report(PROG, "not confirmed: the pin is unchanged (--yes confirms without asking)", args.json)
             return 2
-    result = reset_fingerprint(env.engine, settings, target, presented)
+    with env.session() as s:
+        result = env.services(s).account_actions.reset_fingerprint(target, presented, read_now=True)
     print(json.dumps({**result, "reset": True}) if args.json else
           f"{NAMES[target]}: pinned {presented} (was {pinned}); its waiting account tasks go on")
     return 0
 
 
-@one_line_errors(PROG)
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("config", help="the node's ini file")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("status", help="pinned host keys and account tasks per node")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
-    p = sub.add_parser("apply", help="apply the waiting account tasks now (the worker does it by itself)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_apply)
-    p = sub.add_parser("reconcile", help="make each node's managed accounts match the users table")
+
+    def command(name: str, func, help_text: str, *, does=None) -> argparse.ArgumentParser:
+        """``does``: the activity action the command offers (ezpyr.faces)."""
+        offer(CLI, does)
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+        return p
+
+    command("status", cmd_status, "pinned host keys and account tasks per node")
+    command("apply", cmd_apply, "apply the waiting account tasks now (the worker does it by itself)")
+    p = command("reconcile", cmd_reconcile, "make each node's managed accounts match the users table",
+                does="accounts.reconcile")
     p.add_argument("--node", choices=("this", "other"), help="one node only (default: both)")
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_reconcile)
-    p = sub.add_parser("reset-fingerprint", help="pin the host key a node presents now")
+    p = command("reset-fingerprint", cmd_reset_fingerprint, "pin the host key a node presents now",
+                does="accounts.reset_fingerprint")
     p.add_argument("node", choices=("this", "other"))
     p.add_argument("--yes", action="store_true", help="confirm without asking")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_reset_fingerprint)
+    return parser
+
+
+@one_line_errors(PROG)
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     env = NodeEnv(args.config)
     try:

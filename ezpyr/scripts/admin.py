@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from ezpyr.access import cli as access_cli
+from ezpyr.activity import cli as activity_cli
 from ezpyr.api import cli as tokens_cli
 from ezpyr.cli import Admin, Areas, Refused, check_arguments
 from ezpyr.gateway import cli as sessions_cli
@@ -40,7 +41,7 @@ from ezpyr.validation import Invalid
 
 PROG = "ezpyr-admin"
 # each area's module adds its subcommands, in the order --help lists them
-AREAS = (users_cli, servers_cli, access_cli, guard_cli, sessions_cli, settings_cli, tokens_cli)
+AREAS = (users_cli, servers_cli, access_cli, guard_cli, sessions_cli, settings_cli, tokens_cli, activity_cli)
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -7,12 +7,12 @@ import json
 import sys
 
 from ezpyr.cluster.actions import ClusterActions
-from ezpyr.cluster.models import Link
 from ezpyr.cluster.resolve import SIDES, Plan
 from ezpyr.jobs.models import JobState
 from ezpyr.jobs.services import wait_for
 from ezpyr.cluster.client import ClusterClient, PeerTls
 from ezpyr.cluster.secret import rotate_secret
+from ezpyr.faces import CLI, offer
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.validation import Invalid
@@ -57,12 +57,13 @@ def cmd_status(env, args):
     return 0
 
 
-def cmd_link(link):
+def cmd_link(change):
+    """Disconnect or Connect: ``change(actions)`` does it."""
     def run(env, args):
         with env.session() as s:
-            service = env.services(s).cluster
-            service.set_link(link)
-            state = service.state().as_dict()
+            services = env.services(s)
+            change(services.cluster_actions)
+            state = services.cluster.state().as_dict()
         print_state(state, args.json) if args.json else print(f"status: {state['status']}")
         return 0
     return run
@@ -222,8 +223,7 @@ def cmd_rotate_secret(env, args):
     return 0
 
 
-@one_line_errors("ezpyr-cluster")
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ezpyr-cluster", description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -231,33 +231,42 @@ def main(argv=None):
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("status", parents=[common], help="this node, the other node, status, backlog, lag")
-    sub.add_parser("disconnect", parents=[common], help="stop probing the other node; changes stay queued")
-    sub.add_parser("connect", parents=[common], help="resume probing; the backlog drains")
-    add = sub.add_parser("add", parents=[common],
-                         help="set up the cluster with a secondary installed with --secondary")
+
+    def command(name: str, help_text: str, *, does=None) -> argparse.ArgumentParser:
+        """``does``: the activity action the command offers (ezpyr.faces)."""
+        offer(CLI, does)
+        return sub.add_parser(name, parents=[common], help=help_text)
+
+    command("status", "this node, the other node, status, backlog, lag")
+    command("disconnect", "stop probing the other node; changes stay queued", does="cluster.disconnect")
+    command("connect", "resume probing; the backlog drains", does="cluster.connect")
+    add = command("add", "set up the cluster with a secondary installed with --secondary", does="cluster.add")
     add.add_argument("address", help="host:port of the secondary's panel")
     add.add_argument("--setup-key", required=True, help="the key the secondary printed")
-    make = sub.add_parser("make-master", parents=[common],
-                          help="on the slave: take over as master (graceful when the master answers)")
+    make = command("make-master", "on the slave: take over as master (graceful when the master answers)",
+                   does="cluster.make_master")
     make.add_argument("--force", action="store_true",
                       help="take over even though the master does not answer (after a warning)")
     make.add_argument("--yes", action="store_true", help="confirm the forced takeover's warning")
-    res = sub.add_parser("resolve", parents=[common],
-                         help="on the master, during a split-brain: keep one side's rows, back up both, resync")
+    res = command("resolve", "on the master, during a split-brain: keep one side's rows, back up both, resync",
+                  does="cluster.resolve")
     res.add_argument("--keep", choices=["here", "there"], help="the side to keep for every differing row")
     res.add_argument("--table", action="append", metavar="NAME=here|there",
                      help="the side to keep for one table (wins over --keep)")
     res.add_argument("--row", action="append", metavar="TABLE:ID=here|there",
                      help="the side to keep for one row (wins over --table and --keep)")
     res.add_argument("--yes", action="store_true", help="apply (without it: show what would be lost)")
-    sub.add_parser("verify", parents=[common],
-                   help="compare every replicated table with the other node's (exit 1 if they differ)")
-    sub.add_parser("rotate-secret", parents=[common],
-                   help="roll a new cluster secret on both nodes without stopping replication")
-    args = parser.parse_args(argv)
-    commands = {"status": cmd_status, "disconnect": cmd_link(Link.DISCONNECTED),
-                "connect": cmd_link(Link.CONNECTED), "verify": cmd_verify, "add": cmd_add,
+    command("verify", "compare every replicated table with the other node's (exit 1 if they differ)",
+            does="cluster.verify")
+    command("rotate-secret", "roll a new cluster secret on both nodes without stopping replication")
+    return parser
+
+
+@one_line_errors("ezpyr-cluster")
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    commands = {"status": cmd_status, "disconnect": cmd_link(lambda a: a.disconnect()),
+                "connect": cmd_link(lambda a: a.connect()), "verify": cmd_verify, "add": cmd_add,
                 "make-master": cmd_make_master, "resolve": cmd_resolve,
                 "rotate-secret": cmd_rotate_secret}
     env = NodeEnv(args.config)

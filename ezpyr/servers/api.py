@@ -9,6 +9,9 @@ from ezpyr.api.framework import (
     PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
 )
 from ezpyr.api.schemas import DeletedOut
+from ezpyr.jobs.api import LOCATION, started
+from ezpyr.jobs.schemas import JobStartedOut
+from ezpyr.servers import csvio
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.servers.schemas import (
     HostKeyResetOut, ServerGroupIn, ServerGroupOut, ServerGroupPage, ServerGroupPatch, ServerIn, ServerOut, ServerPage, ServerPatch,
@@ -17,6 +20,7 @@ from ezpyr.servers.services import ServerInput, ServerService
 
 SERVERS = route("api.servers", "/servers")
 EXPORT = route("api.servers_export", "/servers/export.csv")  # before /servers/{id}, which would match it
+IMPORT = route("api.servers_import", "/servers/import")
 SERVER = route("api.server", "/servers/{id}")
 HOST_KEY_RESET = route("api.server_host_key_reset", "/servers/{id}/host-key/reset")
 GROUPS = route("api.server_groups", "/server-groups")
@@ -181,3 +185,13 @@ def reset_host_key(request):
     server = _server(request)
     before = _servers(request).reset_host_key(server)
     return {"server": server.name, "was_pinned": before}
+
+
+@endpoint(IMPORT, "POST", "Import servers from a CSV file (the body, text/csv; header "
+          + ",".join(csvio.COLUMNS) + "[,password]): a job that checks every row, then adds all of them or "
+          "none; GET /jobs/{id} follows it (its result: servers added, or the rows' errors)",
+          body="text/csv", response=JobStartedOut, status=202, headers=LOCATION, write=True,
+          does="server.import", tag="servers")
+def import_servers(request):
+    data = request.body_file.read(csvio.MAX_BYTES + 1)
+    return started(request, request.services.server_imports.start(data, "the request's body"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from ezpyr.cli import Admin, Done, table
+from ezpyr.settings.schemas import SettingsOut
 from ezpyr.settings.services import LABELS, LIMITS, PanelSettings
 from ezpyr.validation import Invalid
 
@@ -43,7 +44,7 @@ def settings_rows(current: PanelSettings) -> list[list]:
 def settings_show(a: Admin, args) -> Done:
     current = a.services.settings_service.current()
     return Done(table(["name", "value", "meaning"], settings_rows(current), ""),
-                {"settings": asdict(current)})
+                {"settings": SettingsOut.of(current)})
 
 
 def settings_set(a: Admin, args) -> Done:
@@ -55,20 +56,19 @@ def settings_set(a: Admin, args) -> Done:
     except Invalid as error:
         raise Invalid(f"{error.field}: {error.message}" if error.field else error.message) from None
     if changed:
-        a.record("settings.update", "settings",
-                 ", ".join(f"{name}={value}" for name, value in sorted(changed.items())))
         message = "saved: " + ", ".join(f"{n}={str(v).lower() if isinstance(v, bool) else v}"
                                         for n, v in sorted(changed.items()))
     else:
         message = "nothing changed: the settings already had these values"
     return Done(message, {"message": message, "changed": changed,
-                          "settings": asdict(service.current())})
+                          "settings": SettingsOut.of(service.current())})
 
 
 def register(cli) -> None:
     """Adds this area's subcommands to ezpyr-admin's parser."""
     settings = cli.area("settings", "panel-wide settings")
     cli.action(settings, "show", settings_show, "every setting and its value")
-    p = cli.action(settings, "set", settings_set, "change settings, checked as on the settings page")
+    p = cli.action(settings, "set", settings_set, "change settings, checked as on the settings page",
+                   does="settings.update")
     p.add_argument("assignments", nargs="+", metavar="NAME=VALUE",
                    help=f"one of: {', '.join(LABELS)}")

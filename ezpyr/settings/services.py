@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ezpyr.activity.services import NoActivity
 from ezpyr.settings.models import Setting
 from ezpyr.validation import Invalid
 
@@ -52,8 +53,9 @@ def _render(value) -> str:
 
 
 class SettingsService:
-    def __init__(self, dbsession: Session):
+    def __init__(self, dbsession: Session, activity=None):
         self.dbsession = dbsession
+        self.activity = activity or NoActivity()
 
     def current(self) -> PanelSettings:
         stored = {s.name: s.value for s in self.dbsession.scalars(select(Setting))}
@@ -85,12 +87,15 @@ class SettingsService:
 
     def change(self, **values) -> dict:
         """Check every value, then store them; nothing is stored when one is
-        refused. Returns the settings that changed, name -> new value."""
+        refused. Returns the settings that changed, name -> new value (and
+        records them in the activity log, when there are any)."""
         self.check(**values)
         before = self.current()
         changed = {n: v for n, v in values.items() if getattr(before, n) != v}
         if changed:
             self.update(**changed)
+            self.activity.record("settings.update", "settings",
+                                 ", ".join(f"{name}={value}" for name, value in sorted(changed.items())))
         return changed
 
     def update(self, **changes) -> PanelSettings:

@@ -6,11 +6,13 @@ from dataclasses import asdict
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
+from ezpyr.faces import does
 from ezpyr.settings.forms import SettingsForm
 from ezpyr.settings.services import LIMITS
 from ezpyr.validation import Invalid
 
 
+@does("settings.update")
 @view_config(route_name="settings.edit", renderer="settings/edit.jinja2", permission="admin")
 def edit_settings(request):
     service = request.services.settings_service
@@ -22,10 +24,6 @@ def edit_settings(request):
             form.add_error(error)
         else:
             if changed:
-                request.activity.record(
-                    "settings.update", "settings",
-                    ", ".join(f"{name}={value}" for name, value in sorted(changed.items())),
-                )
                 request.session.flash("Settings saved.", "success")
             else:
                 request.session.flash("Nothing changed.", "info")

@@ -13,6 +13,7 @@ from ezpyr.cluster.models import GrantedHost
 from ezpyr.jobs.models import Job, JobState
 from ezpyr.jobs.services import this_process
 from ezpyr.meta import utcnow
+from ezpyr.services import Activity, Actor
 from ezpyr.validation import Invalid
 from tests.conftest import app_settings
 from tests.factories import csrf_from
@@ -21,10 +22,8 @@ SECONDARY = "127.0.0.1:6544"
 
 
 def actions_for(dbsession, secret_box, actor="alice") -> ClusterActions:
-    log = ActivityLog(dbsession, "node-a")
-    return ClusterActions(dbsession, secret_box, app_settings("sqlite://"), actor,
-                          lambda action, target="", details="": log.record(
-                              action, target, details, username=actor))
+    activity = Activity(ActivityLog(dbsession, "node-a"), lambda: Actor(username=actor))
+    return ClusterActions(dbsession, secret_box, app_settings("sqlite://"), actor, activity)
 
 
 def jobs(dbsession) -> list[Job]:
@@ -131,3 +130,14 @@ def test_the_panel_refuses_an_add_while_the_cli_runs_one(admin_app, dbsession, t
     assert len(jobs(dbsession)) == 1
     assert dbsession.scalar(select(func.count()).select_from(ActivityEntry)
                             .where(ActivityEntry.action == "cluster.add")) == 0
+
+
+def test_disconnect_and_connect_record_who_did_it(dbsession, peer, secret_box):
+    """The page's buttons and ezpyr-cluster's commands: the link and one entry each."""
+    actions = actions_for(dbsession, secret_box, actor="cli")
+    assert actions.disconnect().link == "disconnected"
+    assert actions.connect().link == "connected"
+    dbsession.commit()
+    entries = [(e.action, e.target, e.username) for e in dbsession.scalars(
+        select(ActivityEntry).order_by(ActivityEntry.id))]
+    assert entries == [("cluster.disconnect", peer.address, "cli"), ("cluster.connect", peer.address, "cli")]

@@ -685,3 +685,19 @@ def test_the_real_command_refuses_control_characters(node, db):
     # a description is text of several lines, as the panel's text area
     added = data(node, "servers", "add", "web1", "--host", "10.0.0.1", "--description", "first\n\tsecond")
     assert added["server"]["description"] == "first\n\tsecond"
+
+
+def test_the_activity_log_on_the_command_line(node, db):
+    ok(node, "settings", "set", "lockout_threshold=7")
+    ok(node, "settings", "set", "lockout_minutes=20")
+    entries = data(node, "activity", "list", "--action", "settings.update", "--user", "cli")["entries"]
+    assert [(e["action"], e["target"], e["details"], e["username"]) for e in entries] == [
+        ("settings.update", "settings", "lockout_minutes=20", "cli"),
+        ("settings.update", "settings", "lockout_threshold=7", "cli")]
+    assert entries[0]["at"].endswith("Z") and entries[0]["node"]
+    assert [e["details"] for e in data(node, "activity", "list", "--limit", "1")["entries"]] == ["lockout_minutes=20"]
+    table = ok(node, "activity", "list", "--action", "settings.update").splitlines()
+    assert table[0].split()[:5] == ["WHEN", "(UTC)", "WHO", "ACTION", "TARGET"]
+    assert table[1].split()[2:5] == ["cli", "settings.update", "settings"]
+    assert ok(node, "activity", "list", "--user", "nobody") == "no activity on this node\n"
+    refused(node, db, "activity", "list", "--limit", "0", says="--limit")
