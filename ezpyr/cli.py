@@ -87,9 +87,6 @@ class Admin:
     def passwords(self) -> Passwords:
         return self.services.passwords
 
-    def record(self, action: str, target: str = "", details: str = "") -> None:
-        self.services.activity.record(action, target, details)
-
     @property
     def users(self) -> UserService:
         return self.services.users

@@ -69,3 +69,20 @@ def test_one_face_names_only_actions_that_exist():
 def test_the_walk_finds_what_a_service_records(tmp_path):
     found = recorded_by_services()
     assert found["server.create"].startswith("ezpyr/servers/services.py:")
+
+
+SIGN_IN_EVENTS = {"auth.login", "auth.login_failed", "auth.logout"}  # the panel's own, not admin actions
+
+
+def test_no_face_writes_an_activity_entry_itself():
+    """Pages, endpoints and commands leave the entry to the service; only
+    the sign-in page records sign-ins (and the API framework its reads)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if not (path.name in ("views.py", "cli.py", "api.py", "rest.py") or path.name.endswith("_views.py")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "record" and node.args
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value not in SIGN_IN_EVENTS):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.args[0].value}")
+    assert found == []

@@ -236,8 +236,3 @@ def endpoint(route_name: str, method: str, summary: str, **options):
 
 def _problem(error: ApiProblem) -> Response:
     return problem_response(error.status, error.message, error.fields, error.headers)
-
-
-def record(request, action: str, target: str, details: str = "") -> None:
-    """A write's activity entry (the actor's "via API token …" is added by the log)."""
-    request.activity.record(action, target, details)
