@@ -55,3 +55,70 @@ def test_tokens_and_api_writes_replicate_and_the_slave_refuses_writes(tmp_path, 
     finally:
         a.close()
         b.close()
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@laptop"
+
+
+def test_every_kind_made_changed_and_deleted_through_the_api_reaches_the_slave(tmp_path, backend,
+                                                                                tmp_path_factory):
+    """Each kind of object the API writes (server groups, servers, user
+    groups, users, SSH keys, access rules, command rules, settings) is
+    created, changed and deleted on the master; the slave follows every
+    step, and Verify finds the two nodes alike."""
+    from ezpyr.access.models import AccessRule
+    from ezpyr.guard.models import CommandRule as GuardRule
+    from ezpyr.servers.models import ServerGroup
+    from ezpyr.users.models import User, UserGroup, UserKey
+    from tests.functional.test_replication_cluster import in_sync
+
+    a, b = make_cluster(tmp_path, backend, tmp_path_factory)
+    try:
+        a.start()
+        b.start()
+        token = json.loads(a.run("ezpyr-admin", "--json", "tokens", "add", "sync", "--owner", "admin",
+                                 "--read-write").stdout)["secret"]
+
+        def write(method, path, body=None, status=(200, 201)):
+            code, answer = api(a, method, path, token, body)
+            assert code in status, (method, path, code, answer)
+            return answer
+
+        def follows(model, count):
+            wait_until(lambda: b.count(model) == count, 30, message=f"{model.__name__} on the slave")
+
+        sg = write("POST", "/server-groups", {"name": "web"})
+        server = write("POST", "/servers", {"name": "web1", "host": "10.0.0.5", "group": "web"})
+        ug = write("POST", "/user-groups", {"name": "ops"})
+        user = write("POST", "/users", {"username": "alice", "group": "ops"})["user"]
+        key = write("POST", f"/users/{user['id']}/keys", {"public_key": KEY})
+        rule = write("POST", "/access-rules", {"subject": {"user_group": "ops"}, "target": {"server_group": "web"}})
+        guard = write("POST", "/guard-rules", {"user_group": "ops", "pattern": "^rm -rf /"})
+        for model, count in ((ServerGroup, 1), (Server, 1), (UserGroup, 1), (UserKey, 1), (AccessRule, 1),
+                             (GuardRule, 1)):
+            follows(model, count)
+        wait_until(lambda: b.count(User) == a.count(User), 30, message="the user on the slave")
+
+        write("PATCH", f"/servers/{server['id']}", {"port": 2222})
+        write("PATCH", f"/users/{user['id']}", {"full_name": "Alice Example"})
+        write("PATCH", f"/guard-rules/{guard['id']}", {"pattern": "^shutdown"})
+        write("PATCH", "/settings", {"lockout_threshold": 7})
+        write("POST", f"/users/{user['id']}/suspend")
+        wait_until(lambda: in_sync(a, b), 60, message="Verify to find the nodes alike after the changes")
+
+        write("DELETE", f"/access-rules/{rule['id']}")
+        write("DELETE", f"/guard-rules/{guard['id']}")
+        write("DELETE", f"/users/{user['id']}/keys/{key['id']}")
+        write("DELETE", f"/users/{user['id']}")
+        write("DELETE", f"/user-groups/{ug['id']}")
+        write("DELETE", f"/servers/{server['id']}")
+        write("DELETE", f"/server-groups/{sg['id']}")
+        for model in (AccessRule, GuardRule, UserKey, UserGroup, Server, ServerGroup):
+            follows(model, 0)
+        wait_until(lambda: in_sync(a, b), 60, message="Verify to find the nodes alike after the deletions")
+    except BaseException:
+        print(a.logs(), b.logs())
+        raise
+    finally:
+        a.close()
+        b.close()
