@@ -177,3 +177,19 @@ class Areas:
         group = sub.add_mutually_exclusive_group(required=required)
         for flags, kwargs in options:
             group.add_argument(*flags, **kwargs)
+
+
+class JobFailed(Exception):
+    """A job that failed for another reason than a refusal (exit 1)."""
+
+
+def terminal_progress(stream=sys.stderr):
+    """A job's progress as a bar on the terminal: what it counts, how far,
+    the time left."""
+    def show(job):
+        width = 30
+        filled = int(width * job.percent / 100)
+        left = f" ({job.time_left})" if job.time_left else ""
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {job.percent:3d}%  {job.message}{left}\033[K")
+        stream.flush()
+    return show

@@ -3,18 +3,14 @@ services as the panel and ezpyr-admin. Every answer of an /api/ path is
 JSON, refusals and errors included."""
 from __future__ import annotations
 
-import logging
-
-from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
-from sqlalchemy.exc import DBAPIError
-
-from ezpyr.api.framework import API_PREFIX, ENDPOINTS, ROUTES, RateLimiter, is_api, problem_response
-
-log = logging.getLogger(__name__)
-API_PATH = r"^/api/"
-
 
 def includeme(config):
+    """Routes and views of every endpoint (the JSON error views are in
+    ``ezpyr.api.errors``, found by the app's scan). Imported here, not at
+    the top: the command line imports the areas' schemas, which live in
+    this package, and should not pay for the web parts."""
+    from ezpyr.api.framework import API_PREFIX, ENDPOINTS, ROUTES, RateLimiter
+
     # each area's module declares its endpoints (and their routes)
     import ezpyr.accounts.api  # noqa: F401
     import ezpyr.activity.api  # noqa: F401
@@ -61,36 +57,9 @@ def bearer_user(request):
     return token.owner
 
 
-@forbidden_view_config(path_info=API_PATH)
-def api_forbidden(request):
-    if request.authenticated_user is None:
-        return problem_response(401, f"Not authenticated: {request.environ.get('ezpyr.api_refusal', 'no token')}.",
-                                headers={"WWW-Authenticate": 'Bearer realm="ezpyr"'})
-    return problem_response(403, f"{request.authenticated_user.username} may not do this.")
-
-
-@notfound_view_config(path_info=API_PATH)
-def api_not_found(request):
-    return problem_response(404, "No such API path (see /api/v1/openapi.json).")
-
-
-@exception_view_config(DBAPIError, path_info=API_PATH)
-def api_database(exc, request):
-    from ezpyr.errors import database_unreachable
-    if database_unreachable(exc):
-        return problem_response(503, "This node's database is unreachable; nothing was changed.",
-                                headers={"Retry-After": "30"})
-    log.exception("API request failed: %s %s", request.method, request.path_info)
-    return problem_response(500, "Internal error; nothing was changed. The node's log has the details.")
-
-
-@exception_view_config(Exception, path_info=API_PATH)
-def api_error(exc, request):
-    from pyramid.httpexceptions import HTTPException
-    if isinstance(exc, HTTPException):
-        return problem_response(exc.code, exc.title)
-    log.exception("API request failed: %s %s", request.method, request.path_info)
-    return problem_response(500, "Internal error; nothing was changed. The node's log has the details.")
+def is_api(request) -> bool:
+    from ezpyr.api.framework import is_api as api_path
+    return api_path(request)
 
 
 __all__ = ["bearer_user", "is_api"]

@@ -26,11 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from ezpyr.access import cli as access_cli
 from ezpyr.activity import cli as activity_cli
 from ezpyr.api import cli as tokens_cli
-from ezpyr.cli import Admin, Areas, Refused, check_arguments
+from ezpyr.cli import Admin, Areas, JobFailed, Refused, check_arguments
 from ezpyr.gateway import cli as sessions_cli
 from ezpyr.guard import cli as guard_cli
 from ezpyr.replication.capture import NodeIsReadOnly
-from ezpyr.scripts.cluster import JobFailed
 from ezpyr.scripts.failures import explain, one_line_errors
 from ezpyr.scripts.node_env import NodeEnv
 from ezpyr.secretbox import SecretKeyMissing

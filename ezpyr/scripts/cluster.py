@@ -12,6 +12,7 @@ from ezpyr.jobs.models import JobState
 from ezpyr.jobs.services import wait_for
 from ezpyr.cluster.client import ClusterClient, PeerTls
 from ezpyr.cluster.secret import rotate_secret
+from ezpyr.cli import JobFailed, terminal_progress
 from ezpyr.faces import CLI, offer
 from ezpyr.scripts.failures import one_line_errors, report
 from ezpyr.scripts.node_env import NodeEnv
@@ -96,10 +97,6 @@ def follow(env, job_id: str, as_json: bool) -> dict:
     return json.loads(job.result or "{}")
 
 
-class JobFailed(Exception):
-    """A job that failed for another reason than a refusal (exit 1)."""
-
-
 def print_verify(result: dict, as_json: bool) -> bool:
     if as_json:
         print(json.dumps(result, indent=2))
@@ -119,18 +116,6 @@ def print_verify(result: dict, as_json: bool) -> bool:
 def cmd_verify(env, args):
     result = follow(env, launch(env, lambda a: a.verify()), args.json)
     return 0 if print_verify(result, args.json) else 1
-
-
-def terminal_progress(stream=sys.stderr):
-    """A job's progress as a bar on the terminal: what it counts, how far,
-    the time left."""
-    def show(job):
-        width = 30
-        filled = int(width * job.percent / 100)
-        left = f" ({job.time_left})" if job.time_left else ""
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {job.percent:3d}%  {job.message}{left}\033[K")
-        stream.flush()
-    return show
 
 
 def cmd_add(env, args):

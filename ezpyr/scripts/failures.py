@@ -16,7 +16,6 @@ import traceback
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ezpyr.errors import database_unreachable
 from ezpyr.replication.capture import NodeIsReadOnly
 from ezpyr.secretbox import SecretKeyMissing
 
@@ -28,6 +27,8 @@ def first_line(error: BaseException) -> str:
 
 def explain(error: BaseException) -> tuple[str, int]:
     """The line to print for ``error``, and the exit code."""
+    from ezpyr.errors import database_unreachable  # the panel's error pages: only when asked
+
     if isinstance(error, DBAPIError) and database_unreachable(error):
         return (f"cannot reach this node's database: {first_line(error)}. Check sqlalchemy.url in "
                 "the config (or EZPYR_DATABASE_URL) and that the database server is running.", 1)

@@ -5,10 +5,9 @@ import json
 import sys
 from pathlib import Path
 
-from ezpyr.cli import Admin, Done, Refused, read_password, table
+from ezpyr.cli import Admin, Done, JobFailed, Refused, read_password, table, terminal_progress
 from ezpyr.jobs.models import JobState
 from ezpyr.jobs.services import wait_for
-from ezpyr.scripts.cluster import JobFailed, terminal_progress
 from ezpyr.servers import csvio
 from ezpyr.servers.imports import servers as counted_servers
 from ezpyr.servers.schemas import ServerGroupOut, ServerOut
