@@ -6,7 +6,7 @@ from ezpyr.access.models import AccessRule
 from ezpyr.access.schemas import AccessRuleIn, AccessRuleOut, AccessRulePage, EffectiveAccessOut
 from ezpyr.access.services import AccessService
 from ezpyr.api.framework import (
-    PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
+    PAGED, ApiProblem, bad_cursor, body_of, check_if_match, cursor_of, endpoint, limit_of, one_page, query_text, route,
 )
 from ezpyr.api.schemas import DeletedOut
 
@@ -34,25 +34,21 @@ def _after(request) -> tuple | None:
     if values is None:
         return None
     if values[0] not in ("0", "1") or values[2] not in ("0", "1"):
-        raise ApiProblem(422, "Not a valid cursor.", {"cursor": "use next_cursor from the previous page"})
+        raise bad_cursor()
     return (values[0] == "1", values[1], values[2] == "1", values[3], values[4])
 
 
-def _cursor(rule: AccessRule) -> str:
+def _cursor(rule: AccessRule) -> list[str]:
     key = AccessService.sort_key(rule)
-    return encode_cursor([str(int(key[0])), key[1], str(int(key[2])), key[3], key[4]])
+    return [str(int(key[0])), key[1], str(int(key[2])), key[3], key[4]]
 
 
 @endpoint(RULES, "GET", "List access rules (paged: user groups' rules, then users', by name)",
           response=AccessRulePage, query=SEARCH, tag="access rules")
 def list_rules(request):
-    limit = limit_of(request)
+    limit_of(request)  # a bad limit is refused before a bad cursor
     stmt = _service(request).search(query_text(request), after=_after(request))
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [AccessRuleOut.of(r) for r in rows],
-            "next_cursor": _cursor(rows[-1]) if more else None}
+    return one_page(request, stmt, lambda rows: [AccessRuleOut.of(r) for r in rows], _cursor)
 
 
 @endpoint(RULES, "POST", "Let a user group or a user reach a server group or a server (a rule that "

@@ -8,7 +8,7 @@ from sqlalchemy import and_, or_
 
 from ezpyr.activity.models import ActivityEntry
 from ezpyr.activity.schemas import ActivityOut, ActivityPage
-from ezpyr.api.framework import PAGED, ApiProblem, cursor_of, encode_cursor, endpoint, limit_of, query_text, route
+from ezpyr.api.framework import PAGED, bad_cursor, cursor_of, endpoint, limit_of, one_page, query_text, route
 
 ACTIVITY = route("api.activity", "/activity")
 
@@ -26,22 +26,19 @@ def _after(request) -> tuple[dt.datetime, int] | None:
     except ValueError:
         at = None
     if at is None or not (after[1].isascii() and after[1].isdigit() and len(after[1]) <= 12):
-        raise ApiProblem(422, "Not a valid cursor.", {"cursor": "use next_cursor from the previous page"})
+        raise bad_cursor()
     return at, int(after[1])
 
 
 @endpoint(ACTIVITY, "GET", "This node's activity log, newest first (paged)", response=ActivityPage, query=QUERY,
           tag="activity")
 def list_activity(request):
-    limit = limit_of(request)
+    limit_of(request)  # a bad limit is refused before a bad cursor
     after = _after(request)
     stmt = request.services.activity.log.query(username=query_text(request, "username", 64),
                                                action=query_text(request, "action", 64))
     if after is not None:
         at, entry_id = after
         stmt = stmt.where(or_(ActivityEntry.at < at, and_(ActivityEntry.at == at, ActivityEntry.id < entry_id)))
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [ActivityOut.of(e) for e in rows],
-            "next_cursor": encode_cursor([rows[-1].at.isoformat(), str(rows[-1].id)]) if more else None}
+    return one_page(request, stmt, lambda rows: [ActivityOut.of(e) for e in rows],
+                    lambda last: [last.at.isoformat(), str(last.id)])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 from pyramid.response import Response
+from sqlalchemy import and_, or_
 
 from ezpyr.faces import API, offer
 from ezpyr.validation import Invalid
@@ -162,6 +163,10 @@ def encode_cursor(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
+def bad_cursor() -> ApiProblem:
+    return ApiProblem(422, "Not a valid cursor.", {"cursor": "use next_cursor from the previous page"})
+
+
 def cursor_of(request, size: int) -> list | None:
     text = request.params.get("cursor")
     if not text:
@@ -171,7 +176,7 @@ def cursor_of(request, size: int) -> list | None:
     except (ValueError, UnicodeDecodeError, TypeError):
         values = None
     if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
-        raise ApiProblem(422, "Not a valid cursor.", {"cursor": "use next_cursor from the previous page"})
+        raise bad_cursor()
     return values
 
 
@@ -180,6 +185,29 @@ def query_text(request, name: str = "q", limit: int = 200) -> str:
     if len(text) > limit or any(ord(c) < 32 for c in text):
         raise ApiProblem(422, "Not a valid search.", {name: f"at most {limit} characters, no control characters"})
     return text
+
+
+def one_page(request, stmt, out, key) -> dict:
+    """The page of ``stmt`` (ordered, and starting after the request's
+    cursor) that the request's ``limit`` asks for: each row as ``out(rows)``,
+    and the next page's cursor made from ``key(last row)``."""
+    limit = limit_of(request)
+    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": out(rows), "next_cursor": encode_cursor(key(rows[-1])) if more else None}
+
+
+def page_of(request, stmt, columns, out) -> dict:
+    """One page of ``stmt`` in the order of two string ``columns`` (a name
+    and the id), from the request's cursor on; each row as ``out(rows)``."""
+    limit_of(request)  # a bad limit is refused before a bad cursor
+    after = cursor_of(request, 2)
+    first, second = columns
+    stmt = stmt.order_by(None).order_by(first, second)
+    if after is not None:
+        stmt = stmt.where(or_(first > after[0], and_(first == after[0], second > after[1])))
+    return one_page(request, stmt, out, lambda last: [getattr(last, first.key), getattr(last, second.key)])
 
 
 # the query of a paged list

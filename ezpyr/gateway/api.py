@@ -9,7 +9,7 @@ from pyramid.response import FileResponse
 from sqlalchemy import and_, or_
 
 from ezpyr.api.framework import (
-    PAGED, ApiProblem, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
+    PAGED, ApiProblem, bad_cursor, cursor_of, endpoint, limit_of, one_page, query_text, route,
 )
 from ezpyr.gateway.models import GatewaySession
 from ezpyr.gateway.schemas import SessionOut, SessionPage, TerminatedOut
@@ -49,13 +49,13 @@ def _after(request) -> tuple[dt.datetime, str] | None:
     try:
         return dt.datetime.fromisoformat(after[0]), after[1]
     except ValueError:
-        raise ApiProblem(422, "Not a valid cursor.", {"cursor": "use next_cursor from the previous page"}) from None
+        raise bad_cursor() from None
 
 
 @endpoint(SESSIONS, "GET", "This node's gateway sessions, newest first (paged)", response=SessionPage,
           query=QUERY, tag="sessions")
 def list_sessions(request):
-    limit = limit_of(request)
+    limit_of(request)  # a bad limit is refused before a bad cursor
     after = _after(request)
     stmt = request.services.sessions.search(username=query_text(request, "username", 64),
                                             server=query_text(request, "server", 100), state=_state(request))
@@ -63,11 +63,8 @@ def list_sessions(request):
         started, row_id = after
         stmt = stmt.where(or_(GatewaySession.started_at < started,
                               and_(GatewaySession.started_at == started, GatewaySession.id > row_id)))
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [SessionOut.of(r) for r in rows],
-            "next_cursor": encode_cursor([rows[-1].started_at.isoformat(), rows[-1].id]) if more else None}
+    return one_page(request, stmt, lambda rows: [SessionOut.of(r) for r in rows],
+                    lambda last: [last.started_at.isoformat(), last.id])
 
 
 @endpoint(SESSION, "GET", "One session", response=SessionOut, etag=True, tag="sessions")

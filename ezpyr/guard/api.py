@@ -3,7 +3,7 @@ the panel's pages and ``ezpyr-admin guard``."""
 from __future__ import annotations
 
 from ezpyr.api.framework import (
-    PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
+    PAGED, ApiProblem, body_of, check_if_match, cursor_of, endpoint, limit_of, one_page, query_text, route,
 )
 from ezpyr.api.schemas import DeletedOut
 from ezpyr.guard.models import CommandRule
@@ -32,14 +32,11 @@ def _rule(request) -> CommandRule:
 @endpoint(RULES, "GET", "List command rules (paged by user group name, then pattern)", response=GuardRulePage,
           query=SEARCH, tag="command guard")
 def list_rules(request):
-    limit = limit_of(request)
+    limit_of(request)  # a bad limit is refused before a bad cursor
     after = cursor_of(request, 3)
     stmt = _service(request).search(query_text(request), after=tuple(after) if after else None)
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [GuardRuleOut.of(r) for r in rows],
-            "next_cursor": encode_cursor(list(GuardService.sort_key(rows[-1]))) if more else None}
+    return one_page(request, stmt, lambda rows: [GuardRuleOut.of(r) for r in rows],
+                    lambda last: list(GuardService.sort_key(last)))
 
 
 @endpoint(RULES, "POST", "Refuse, for one user group, the commands that match a pattern (the same pattern "

@@ -3,18 +3,16 @@ pages and ``ezpyr-admin servers|server-groups``."""
 from __future__ import annotations
 
 from pyramid.response import Response
-from sqlalchemy import and_, func, or_, select
 
-from ezpyr.api.framework import (
-    PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
-)
+from ezpyr.api.framework import PAGED, ApiProblem, body_of, check_if_match, endpoint, page_of, query_text, route
 from ezpyr.api.schemas import DeletedOut
 from ezpyr.jobs.api import LOCATION, started
 from ezpyr.jobs.schemas import JobStartedOut
 from ezpyr.servers import csvio
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.servers.schemas import (
-    HostKeyResetOut, ServerGroupIn, ServerGroupOut, ServerGroupPage, ServerGroupPatch, ServerIn, ServerOut, ServerPage, ServerPatch,
+    HostKeyResetOut, ServerGroupIn, ServerGroupOut, ServerGroupPage, ServerGroupPatch, ServerIn, ServerOut,
+    ServerPage, ServerPatch,
 )
 from ezpyr.servers.services import ServerInput, ServerService
 
@@ -50,16 +48,8 @@ def _server(request) -> Server:
 
 @endpoint(SERVERS, "GET", "List servers (paged by name)", response=ServerPage, query=PAGED, tag="servers")
 def list_servers(request):
-    limit = limit_of(request)
-    after = cursor_of(request, 2)
-    stmt = _servers(request).search(query_text(request)).order_by(None).order_by(Server.name, Server.id)
-    if after is not None:
-        stmt = stmt.where(or_(Server.name > after[0], and_(Server.name == after[0], Server.id > after[1])))
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [server_out(s) for s in rows],
-            "next_cursor": encode_cursor([rows[-1].name, rows[-1].id]) if more else None}
+    return page_of(request, _servers(request).search(query_text(request)), (Server.name, Server.id),
+                   lambda rows: [server_out(s) for s in rows])
 
 
 @endpoint(SERVERS, "POST", "Create a server", body=ServerIn, response=ServerOut, status=201, write=True,
@@ -107,8 +97,13 @@ def delete_server(request):
 # -- server groups -------------------------------------------------------------------------
 
 def group_out(request, group: ServerGroup) -> dict:
-    count = request.dbsession.scalar(select(func.count()).select_from(Server).where(Server.group_id == group.id))
-    return ServerGroupOut.of(group, count)
+    return groups_out(request, [group])[0]
+
+
+def groups_out(request, groups: list[ServerGroup]) -> list[dict]:
+    """The groups with their server counts, counted in one query."""
+    counts = request.services.server_groups.server_counts(groups)
+    return [ServerGroupOut.of(g, counts.get(g.id, 0)) for g in groups]
 
 
 def _group(request) -> ServerGroup:
@@ -121,18 +116,8 @@ def _group(request) -> ServerGroup:
 @endpoint(GROUPS, "GET", "List server groups (paged by name)", response=ServerGroupPage, query=PAGED,
           tag="server groups")
 def list_groups(request):
-    limit = limit_of(request)
-    after = cursor_of(request, 2)
-    stmt = request.services.server_groups.search(query_text(request)).order_by(None).order_by(
-        ServerGroup.name, ServerGroup.id)
-    if after is not None:
-        stmt = stmt.where(or_(ServerGroup.name > after[0],
-                              and_(ServerGroup.name == after[0], ServerGroup.id > after[1])))
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [group_out(request, g) for g in rows],
-            "next_cursor": encode_cursor([rows[-1].name, rows[-1].id]) if more else None}
+    return page_of(request, request.services.server_groups.search(query_text(request)),
+                   (ServerGroup.name, ServerGroup.id), lambda rows: groups_out(request, rows))
 
 
 @endpoint(GROUPS, "POST", "Create a server group", body=ServerGroupIn, response=ServerGroupOut, status=201,

@@ -7,10 +7,9 @@ tokens could make itself a successor that outlives its own revocation (see
 ``ezpyr.faces.ONE_FACE``)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, or_
 
 from ezpyr.api.framework import (
-    PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, query_text, route,
+    PAGED, ApiProblem, body_of, check_if_match, cursor_of, encode_cursor, endpoint, limit_of, page_of, query_text, route,
 )
 from ezpyr.api.models import ApiToken
 from ezpyr.api.schemas import DeletedOut
@@ -43,23 +42,6 @@ LIMIT_ONLY = {name: PAGED[name] for name in ("limit", "cursor")}
 
 def _paged(search: str) -> dict:
     return {**PAGED, "q": (PAGED["q"][0], search)}
-
-
-def page_of(request, stmt, columns, out) -> dict:
-    """One page of ``stmt`` in the order of two string ``columns`` (a name
-    and the id), from the request's cursor on; each row as ``out(rows)``."""
-    limit = limit_of(request)
-    after = cursor_of(request, 2)
-    first, second = columns
-    stmt = stmt.order_by(None).order_by(first, second)
-    if after is not None:
-        stmt = stmt.where(or_(first > after[0], and_(first == after[0], second > after[1])))
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    return {"items": out(rows),
-            "next_cursor": encode_cursor([getattr(last, first.key), getattr(last, second.key)]) if more else None}
 
 
 # -- users -------------------------------------------------------------------------------
