@@ -118,7 +118,8 @@ def authenticated_user(request) -> User | None:
     the user signs out, is suspended or deleted, the password changes, or it
     was idle longer than the session timeout setting. On the API (/api/…)
     only a bearer token counts, never the session cookie."""
-    from ezpyr.api import bearer_user, is_api
+    from ezpyr.api import bearer_user
+    from ezpyr.api.framework import is_api
     if is_api(request):
         return bearer_user(request)
     uid = request.session.get(SESSION_USER)

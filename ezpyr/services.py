@@ -33,11 +33,6 @@ class Actor:
     def cli(cls) -> "Actor":
         return cls(username="cli", remote_addr="cli")
 
-    @classmethod
-    def system(cls, what: str) -> "Actor":
-        """A change no person made (a job, the worker): ``what`` names it."""
-        return cls(username=what, remote_addr="")
-
 
 class Activity:
     """The node's activity log, bound to one actor."""

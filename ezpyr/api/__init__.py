@@ -57,9 +57,4 @@ def bearer_user(request):
     return token.owner
 
 
-def is_api(request) -> bool:
-    from ezpyr.api.framework import is_api as api_path
-    return api_path(request)
-
-
-__all__ = ["bearer_user", "is_api"]
+__all__ = ["bearer_user"]
