@@ -2,6 +2,9 @@
 as real processes on it."""
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -108,10 +111,13 @@ def node(backend, tmp_path):
     drop_database(db_url)
 
 
+# what a console script must find in its own files, never in the environment
+PRIVATE_ENV = ("EZPYR_SECRET_KEY", "EZPYR_SESSION_SECRET")
+
+
 def run(script: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
     """A console script of this virtual environment, as a real process."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("EZPYR_SECRET_KEY", "EZPYR_SESSION_SECRET")}
+    env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
     return subprocess.run([str(BIN / script), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -121,3 +127,60 @@ def sqlite_node(tmp_path):
     var = tmp_path / "var"
     db_url = f"sqlite:///{var}/ezpyr.sqlite"
     return Node(write_ini(tmp_path / "node.ini", db_url, var), var, db_url, "sqlite")
+
+
+def run_in_process(main, *args, stdin: str = "") -> subprocess.CompletedProcess:
+    """A console script's ``main(argv)`` called in this process, as its
+    process would run it: ``stdin`` on its standard input, its output and
+    its log lines (the ini's handlers write to the stderr they find) caught,
+    argparse's exits turned into return codes. The environment and the
+    logging set-up are put back afterwards, so tests that follow see
+    neither. A process costs ~1 s of start-up; this costs none, and the
+    installed script itself is run as a process where that is the point."""
+    argv = [str(a) for a in args]
+    saved_env = dict(os.environ)
+    root = logging.getLogger()
+    saved_root = (root.level, root.handlers[:])
+    saved_loggers = {name: (lg.level, lg.handlers[:], lg.propagate, lg.disabled)
+                     for name, lg in logging.Logger.manager.loggerDict.items()
+                     if isinstance(lg, logging.Logger)}
+    out, err = io.StringIO(), io.StringIO()
+    for name in PRIVATE_ENV:
+        os.environ.pop(name, None)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                _stdin(io.TextIOWrapper(io.BytesIO(stdin.encode()), encoding="utf-8")):
+            try:
+                code = main(argv)
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+                if not isinstance(done.code, (int, type(None))):
+                    print(done.code, file=sys.stderr)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for handler in root.handlers:
+            if handler not in saved_root[1]:
+                handler.close()
+        root.setLevel(saved_root[0])
+        root.handlers[:] = saved_root[1]
+        for name, (level, handlers, propagate, disabled) in saved_loggers.items():
+            logger = logging.getLogger(name)
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate, logger.disabled = propagate, disabled
+    return subprocess.CompletedProcess(argv, code or 0, _as_read(out), _as_read(err))
+
+
+def _as_read(stream: io.StringIO) -> str:
+    """The text as subprocess's text mode reads it (universal newlines)."""
+    return stream.getvalue().replace("\r\n", "\n").replace("\r", "\n")
+
+
+@contextlib.contextmanager
+def _stdin(stream):
+    saved, sys.stdin = sys.stdin, stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved

@@ -1,5 +1,9 @@
-"""ezpyr-admin, run as a real process on a fresh node (ezpyr-init) of each
-back end. Each test runs several actions in a row: a process costs ~0.7 s."""
+"""ezpyr-admin on a fresh node (ezpyr-init) of each back end. Most actions
+call the script's ``main`` in this process (run_in_process: same argument
+parsing, output, exit codes and log lines, without a second of start-up per
+call); the installed script is run as a real process where that is the
+point (test_the_installed_script_runs_as_a_process, usage errors, the
+terminal's progress bar, the import's kill -9)."""
 from __future__ import annotations
 
 import getpass
@@ -26,7 +30,9 @@ from ezpyr.servers.models import Server
 from ezpyr.users.models import User
 from tests.conftest import CHEAP_ARGON2
 from support.net import wait_until
-from tests.scripts.conftest import BIN, run
+from ezpyr.scripts.admin import main as admin_main
+from ezpyr.scripts.init import main as init_main
+from tests.scripts.conftest import BIN, run_in_process
 
 ADMIN_PASSWORD = "Admin-pass-123"
 KEY = Ed25519PrivateKey.generate().public_key().public_bytes(
@@ -37,13 +43,18 @@ HEADER = "name,host,port,remote_user,auth_method,group,description\n"
 @pytest.fixture
 def node(node):
     """The node, set up by ezpyr-init (migrated, with the admin "admin")."""
-    done = run("ezpyr-init", node.ini, "--admin-password", ADMIN_PASSWORD, "--quiet")
+    done = run_in_process(init_main, node.ini, "--admin-password", ADMIN_PASSWORD, "--quiet")
     assert done.returncode == 0, done.stderr
     return node
 
 
 def admin(node, *args, stdin: str = "") -> subprocess.CompletedProcess:
-    """ezpyr-admin CONFIG ARGS as a real process, ``stdin`` on its standard input."""
+    """ezpyr-admin CONFIG ARGS, ``stdin`` on its standard input."""
+    return run_in_process(admin_main, node.ini, *args, stdin=stdin)
+
+
+def admin_process(node, *args, stdin: str = "") -> subprocess.CompletedProcess:
+    """ezpyr-admin CONFIG ARGS as a real process of the installed script."""
     env = {k: v for k, v in os.environ.items() if k != "EZPYR_SECRET_KEY"}
     return subprocess.run([str(BIN / "ezpyr-admin"), str(node.ini), *map(str, args)],
                           input=stdin, capture_output=True, text=True, timeout=60, env=env)
@@ -593,6 +604,20 @@ def test_api_tokens_on_the_command_line(node, db):
     refused(node, db, "tokens", "revoke", "missing", says="no token named")
     assert data(node, "tokens", "revoke", "nightly") == {"revoked": "nightly"}
     assert ("token.revoke", "nightly") in [(a, t) for a, t, *_ in db.activity()]
+
+
+def test_the_installed_script_runs_as_a_process(node, db):
+    """What run_in_process cannot show: the console script's entry point,
+    its real standard input, exit code and streams."""
+    done = admin_process(node, "users", "add", "erin", "--password-stdin", stdin="Erin-pass-2024\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "created user erin (user)\n", "")
+    listed = admin_process(node, "users", "list", "--json")
+    assert [u["username"] for u in json.loads(listed.stdout)["users"]] == ["admin", "erin"]
+    before = db.snapshot()
+    again = admin_process(node, "users", "add", "erin")
+    assert (again.returncode, again.stdout) == (2, "")
+    assert again.stderr == "ezpyr-admin: A user named 'erin' already exists.\n"
+    assert db.snapshot() == before
 
 
 def test_usage_errors(tmp_path):
