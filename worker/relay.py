@@ -117,10 +117,10 @@ class Relay:
                 mark_sent(conn, self._confirmed)
             sequence_pending(conn, every_epoch=False)
             rows = unsent(conn, self.batch)
+            keyring = self.keys.keyring(conn) if rows else None
         self._confirmed = []
         if not rows:
             return 0
-        keyring = self.keys.keyring()
         if keyring is None:
             raise NoClusterSecret("this node has no cluster secret to sign its changes with")
         producer = self._ensure()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, insert, literal, select, union_all, update
 from sqlalchemy.orm import Mapper, Session, attributes
 
 from ezpyr.meta import Replicated, utcnow
@@ -119,7 +119,7 @@ def _write_outbox(session: Session) -> None:
     if not changes:
         return
     connection = session.connection()
-    node = connection.execute(select(NodeIdentity.__table__)).mappings().first()
+    node, known = _node_and_vector(connection)
     if node is None:
         return  # before ezpyr-init made the node: nothing to replicate to yet
     if node["role"] not in WRITABLE_ROLES:
@@ -142,8 +142,23 @@ def _write_outbox(session: Session) -> None:
     # The seq is given after the commit by the sequencer (the relay), so
     # that concurrent writers never queue for it.
     insert_entry(connection, node["id"], node["epoch"], None, changes, actor,
-                 session.info.get(SCHEMA_REVISION) or code_revision())
+                 session.info.get(SCHEMA_REVISION) or code_revision(), known=known)
     session.info[WAKE] = node["id"]
+
+
+def _node_and_vector(connection) -> tuple[dict | None, VersionVector]:
+    """This node's row (id, role, epoch) and its version vector as the
+    transaction's snapshot holds them, read in one statement (one round
+    trip instead of two); (None, empty) before ezpyr-init made the node."""
+    node_t = NodeIdentity.__table__
+    vv = VersionVectorEntry.__table__
+    rows = connection.execute(union_all(
+        select(literal("node").label("kind"), node_t.c.id.label("origin"), node_t.c.epoch.label("epoch"),
+               literal(0).label("seq"), node_t.c.role.label("role")),
+        select(literal("vector"), vv.c.origin, vv.c.epoch, vv.c.seq, literal("")),
+    )).all()
+    node = next(({"id": r.origin, "epoch": r.epoch, "role": r.role} for r in rows if r.kind == "node"), None)
+    return node, VersionVector({(r.origin, r.epoch): r.seq for r in rows if r.kind == "vector"})
 
 
 def wake_after_commit(session: Session, node_id: str) -> None:
@@ -160,10 +175,12 @@ def _wake_relay(session: Session) -> None:
 
 
 def insert_entry(connection, origin: str, epoch: int, seq: int | None, changes: list, actor: str,
-                 schema_revision: str) -> int:
-    """One outbox entry, with the origin's vector as its context; returns
-    its id. ``seq`` None: the sequencer numbers it once committed."""
-    known = VersionVector.read(connection)
+                 schema_revision: str, known: VersionVector | None = None) -> int:
+    """One outbox entry, with the origin's vector (``known``, else read
+    here) as its context; returns its id. ``seq`` None: the sequencer
+    numbers it once committed."""
+    if known is None:
+        known = VersionVector.read(connection)
     context = VersionVector({stream: seq for stream, seq in known.items() if seq})
     result = connection.execute(insert(OutboxEntry.__table__).values(
         origin=origin, epoch=epoch, seq=seq,
