@@ -240,9 +240,8 @@ def sequence_pending(connection, *, every_epoch: bool = True) -> dict[int, int]:
     never do); the entries are read with a locking read, so the latest
     committed ones are seen whatever the transaction's snapshot.
 
-    ``every_epoch`` False (the relay's round) looks only at the node's
-    current epoch, whose unnumbered entries one index seek finds, and does
-    not wait for entries still being committed (``_skips_locked``): finding
+    ``every_epoch`` False looks only at the node's current epoch, whose
+    unnumbered entries one index seek finds (the relay's round): finding
     every epoch with unnumbered entries reads the index of all this node's
     kept entries, so it is left to the worker's start, a demote, Add and
     Resolve. Writers only write into the current epoch, and whatever
@@ -274,8 +273,7 @@ def sequence_pending(connection, *, every_epoch: bool = True) -> dict[int, int]:
         # one index seek (origin, epoch, seq NULL): only the unnumbered entries are read
         pending = [row.id for row in connection.execute(
             select(outbox.c.id).where(outbox.c.origin == node.id, outbox.c.epoch == epoch,
-                                      outbox.c.seq.is_(None)).order_by(outbox.c.id)
-            .with_for_update(skip_locked=not every_epoch and _skips_locked(connection)))]
+                                      outbox.c.seq.is_(None)).order_by(outbox.c.id).with_for_update())]
         if not pending:
             continue
         first = (last or 0) + 1
@@ -291,21 +289,6 @@ def sequence_pending(connection, *, every_epoch: bool = True) -> dict[int, int]:
             connection.execute(update(vv).where(stream_row).values(seq=first + len(pending) - 1))
         assigned.update(numbered)
     return assigned
-
-
-def _skips_locked(connection) -> bool:
-    """Whether the relay's round passes over entries still being committed
-    (SKIP LOCKED: MariaDB 10.6+, MySQL 8) instead of waiting for them. An
-    entry whose transaction has not committed yet cannot be something a
-    committed entry depended on (that one would have waited for its row
-    locks, or not seen its rows), so the committed ones are numbered first
-    and it gets the next seq once committed: still gap-free, and still in
-    an order the other node can apply."""
-    dialect = connection.dialect
-    if dialect.name not in ("mysql", "mariadb"):
-        return False
-    version = dialect.server_version_info or ()
-    return version >= ((10, 6) if dialect.is_mariadb else (8, 0, 1))
 
 
 def read_committed(connection) -> None:

@@ -300,8 +300,8 @@ def test_concurrent_writers_and_a_running_sequencer_give_one_gap_free_stream(nod
     """Eight writers commit side by side while the sequencer numbers what
     has committed: every entry gets exactly one seq, 1..n without a gap, and
     the slave that applies them in seq order ends with the master's tables.
-    The relay's round (READ COMMITTED, the current epoch only, passing over
-    entries still being committed on MariaDB) gives the same."""
+    The relay's round (READ COMMITTED, the current epoch only) gives the
+    same."""
     import threading
 
     master, slave = nodes
