@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import time
 
-from sqlalchemy import engine_from_config, event
+from sqlalchemy import engine_from_config, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,12 +23,35 @@ def make_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
     if url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 30}
     elif url.startswith("mysql"):
-        options["pool_pre_ping"] = True
         options["pool_recycle"] = 3600
     engine = engine_from_config(settings, prefix, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine, "checkout", _ping_if_idle)
+        event.listen(engine, "checkin", _note_checkin)
     return engine
+
+
+# A pooled connection idle longer than this is pinged before it is handed
+# out (a database restarted meanwhile has closed it); one given back moments
+# ago is not, which saves a round trip per transaction under load.
+PING_IDLE_SECONDS = 2.0
+_CHECKED_IN = "ezpyr.checked_in"
+
+
+def _note_checkin(dbapi_connection, record) -> None:
+    if record is not None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+    if time.monotonic() - record.info.get(_CHECKED_IN, 0.0) <= PING_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping(False)
+    except Exception as error:  # noqa: BLE001 - any failure: the pool connects anew
+        raise exc.DisconnectionError(f"the database connection was closed: {error}") from error
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

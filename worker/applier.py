@@ -216,22 +216,23 @@ class Applier(ConsumerMixin):
         if not self._pending:
             return report
         batch, self._pending = self._pending[: self.batch], self._pending[self.batch:]
-        keyring = self.keys.keyring()
-        if keyring is None:
-            for message in batch:
-                message.requeue()
-            report.paused = "this node has no cluster secret yet to check the other node's changes with"
-            return report
-        batch, messages, signed_with_current = self._open(batch, keyring, report)
-        newer = next((m for m in messages if is_newer_revision(m.schema_revision)), None)
-        if newer is not None:
-            for message in batch:
-                message.requeue()
-            report.paused = (f"the other node sends changes of schema revision {newer.schema_revision}, "
-                             "newer than this node's: upgrade this node (ezpyr-init CONFIG)")
-            return report
         try:
             with self.engine.begin() as conn:
+                # the keyring as it is now, read in the transaction that applies
+                keyring = self.keys.keyring(conn)
+                if keyring is None:
+                    for message in batch:
+                        message.requeue()
+                    report.paused = "this node has no cluster secret yet to check the other node's changes with"
+                    return report
+                batch, messages, signed_with_current = self._open(batch, keyring, report)
+                newer = next((m for m in messages if is_newer_revision(m.schema_revision)), None)
+                if newer is not None:
+                    for message in batch:
+                        message.requeue()
+                    report.paused = (f"the other node sends changes of schema revision {newer.schema_revision}, "
+                                     "newer than this node's: upgrade this node (ezpyr-init CONFIG)")
+                    return report
                 result = apply_batch(conn, messages)
                 if result.conflict:
                     conn.rollback()  # apply none of it: the admin resolves

@@ -25,7 +25,7 @@ from ezpyr.replication.messages import KeySource, outbox_message_json, seal
 from ezpyr.replication.broker import (
     EXCHANGE, changes_queue, connect, describe, drop_consumed, is_amqp, queue_depth,
 )
-from ezpyr.replication.capture import sequence_committed as sequence
+from ezpyr.replication.capture import read_committed, sequence_committed as sequence, sequence_pending
 from ezpyr.replication.outbox import mark_sent, unsent
 from ezpyr.replication.wake import WakeListener, wake_relay
 
@@ -57,6 +57,7 @@ class Relay:
         self.connection = connect(broker_url, heartbeat=heartbeat, ca_file=ca_file)
         self._producer = None
         self._returned = []
+        self._confirmed: list[int] = []  # confirmed by the broker, not marked sent yet
 
     def _ensure(self) -> Producer:
         if self._producer is None:
@@ -80,6 +81,10 @@ class Relay:
             pass
 
     def close(self) -> None:
+        try:
+            self.mark_confirmed()
+        except Exception:  # noqa: BLE001 - this node's database is down: they are sent again
+            pass
         self._producer = None
         self.connection.release()
 
@@ -96,15 +101,26 @@ class Relay:
         if part:
             yield part
 
-    def run_once(self) -> int:
+    def run_once(self, mark_later: bool = False) -> int:
         """Number what was committed, then publish up to one batch of
-        unsent entries; returns how many were published."""
-        sequence(self.engine)
-        with self.engine.connect() as conn:
+        unsent entries; returns how many were published.
+
+        One transaction marks what the broker confirmed last time (when
+        ``mark_later`` left it for this round), numbers, and reads what is
+        unsent; ``mark_later`` leaves this round's marks to the next round
+        (or ``mark_confirmed``), saving a commit per round: an entry the
+        broker confirmed but not yet marked is sent again after a crash,
+        which the other node ignores."""
+        with self.engine.begin() as conn:
+            read_committed(conn)
+            if self._confirmed:
+                mark_sent(conn, self._confirmed)
+            sequence_pending(conn, every_epoch=False)
             rows = unsent(conn, self.batch)
+            keyring = self.keys.keyring(conn) if rows else None
+        self._confirmed = []
         if not rows:
             return 0
-        keyring = self.keys.keyring()
         if keyring is None:
             raise NoClusterSecret("this node has no cluster secret to sign its changes with")
         producer = self._ensure()
@@ -127,10 +143,19 @@ class Relay:
                     raise Unroutable(f"the broker had no queue for {self.peer_id}")
                 sent.extend(row.id for row in part)
         finally:
-            if sent:  # what the broker confirmed is sent, even if a later part failed
-                with self.engine.begin() as conn:
-                    mark_sent(conn, sent)
+            # what the broker confirmed is sent, even if a later part failed
+            self._confirmed = sent
+            if not mark_later or len(sent) < len(rows):
+                self.mark_confirmed()
         return len(sent)
+
+    def mark_confirmed(self) -> None:
+        """Mark sent, in a transaction of its own, what the broker confirmed
+        and is not marked yet."""
+        if self._confirmed:
+            with self.engine.begin() as conn:
+                mark_sent(conn, self._confirmed)
+            self._confirmed = []
 
     def queue_depth(self) -> tuple[int, int]:
         self._ensure()
@@ -213,7 +238,7 @@ class RelayLoop:
                         self._sleep(relay)
                         continue
                     while not self.stop_event.is_set():
-                        count = relay.run_once()
+                        count = relay.run_once(mark_later=True)
                         self.published += count
                         # less than a batch: all that was numbered is sent; a
                         # commit since then has woken us again (no second
@@ -262,5 +287,7 @@ class RelayLoop:
                 pass
             # a connection silent for two heartbeats raises here (the loop reconnects)
             relay.connection.heartbeat_check()
+        if relay is not None and relay._confirmed and not self.wake.ready():
+            relay.mark_confirmed()  # nothing new came: no next round to mark them in
         if timeout > 0 and not self.stop_event.is_set():
             self.wake.wait(timeout)

@@ -87,9 +87,14 @@ class PeerKeys:
         self.secret_box = secret_box
         self._loaded = (None, None)  # (the stored values, their keyring): replaced whole, never mutated
 
-    def keyring(self) -> Keyring | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(*self.COLUMNS)).mappings().first()
+    def keyring(self, connection=None) -> Keyring | None:
+        """``connection``: read in the caller's transaction (one round trip,
+        no connection of its own)."""
+        if connection is not None:
+            row = connection.execute(select(*self.COLUMNS)).mappings().first()
+        else:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(*self.COLUMNS)).mappings().first()
         stored = tuple(row.values()) if row is not None else None
         loaded = self._loaded
         if stored != loaded[0]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, insert, literal, select, union_all, update
 from sqlalchemy.orm import Mapper, Session, attributes
 
 from ezpyr.meta import Replicated, utcnow
@@ -52,7 +52,7 @@ class NodeIsReadOnly(RuntimeError):
         super().__init__(f"This node is {role}; it does not accept changes.{where}")
 
 
-def _record(op: str, mapper, connection, target) -> None:
+def _record(op: str, mapper, connection, target, inserted: bool = False) -> None:
     if not isinstance(target, Replicated):
         return
     session = attributes.instance_state(target).session
@@ -69,6 +69,10 @@ def _record(op: str, mapper, connection, target) -> None:
             column = prop.columns[0]
             if prop.key in state.dict:
                 values[column.name] = state.dict[prop.key]
+            elif inserted and _null_unless_set(column):
+                # a new row's column nobody set, without a default the database
+                # fills in: the INSERT left it out, so it is NULL (no read back)
+                values[column.name] = None
             else:
                 missing = True
         if missing:  # expired or deferred attributes: read the row as written
@@ -80,9 +84,17 @@ def _record(op: str, mapper, connection, target) -> None:
     )
 
 
+def _null_unless_set(column) -> bool:
+    """Whether an INSERT that leaves ``column`` out stores NULL: nothing on
+    the database's side (a server default, a computed or autoincrement
+    column) gives it a value."""
+    return (column.nullable and column.server_default is None and column.server_onupdate is None
+            and column.computed is None and column.identity is None and not column.primary_key)
+
+
 @event.listens_for(Mapper, "after_insert")
 def _after_insert(mapper, connection, target):
-    _record("upsert", mapper, connection, target)
+    _record("upsert", mapper, connection, target, inserted=True)
 
 
 @event.listens_for(Mapper, "after_update")
@@ -107,7 +119,7 @@ def _write_outbox(session: Session) -> None:
     if not changes:
         return
     connection = session.connection()
-    node = connection.execute(select(NodeIdentity.__table__)).mappings().first()
+    node, known = _node_and_vector(connection)
     if node is None:
         return  # before ezpyr-init made the node: nothing to replicate to yet
     if node["role"] not in WRITABLE_ROLES:
@@ -130,8 +142,23 @@ def _write_outbox(session: Session) -> None:
     # The seq is given after the commit by the sequencer (the relay), so
     # that concurrent writers never queue for it.
     insert_entry(connection, node["id"], node["epoch"], None, changes, actor,
-                 session.info.get(SCHEMA_REVISION) or code_revision())
+                 session.info.get(SCHEMA_REVISION) or code_revision(), known=known)
     session.info[WAKE] = node["id"]
+
+
+def _node_and_vector(connection) -> tuple[dict | None, VersionVector]:
+    """This node's row (id, role, epoch) and its version vector as the
+    transaction's snapshot holds them, read in one statement (one round
+    trip instead of two); (None, empty) before ezpyr-init made the node."""
+    node_t = NodeIdentity.__table__
+    vv = VersionVectorEntry.__table__
+    rows = connection.execute(union_all(
+        select(literal("node").label("kind"), node_t.c.id.label("origin"), node_t.c.epoch.label("epoch"),
+               literal(0).label("seq"), node_t.c.role.label("role")),
+        select(literal("vector"), vv.c.origin, vv.c.epoch, vv.c.seq, literal("")),
+    )).all()
+    node = next(({"id": r.origin, "epoch": r.epoch, "role": r.role} for r in rows if r.kind == "node"), None)
+    return node, VersionVector({(r.origin, r.epoch): r.seq for r in rows if r.kind == "vector"})
 
 
 def wake_after_commit(session: Session, node_id: str) -> None:
@@ -148,10 +175,12 @@ def _wake_relay(session: Session) -> None:
 
 
 def insert_entry(connection, origin: str, epoch: int, seq: int | None, changes: list, actor: str,
-                 schema_revision: str) -> int:
-    """One outbox entry, with the origin's vector as its context; returns
-    its id. ``seq`` None: the sequencer numbers it once committed."""
-    known = VersionVector.read(connection)
+                 schema_revision: str, known: VersionVector | None = None) -> int:
+    """One outbox entry, with the origin's vector (``known``, else read
+    here) as its context; returns its id. ``seq`` None: the sequencer
+    numbers it once committed."""
+    if known is None:
+        known = VersionVector.read(connection)
     context = VersionVector({stream: seq for stream, seq in known.items() if seq})
     result = connection.execute(insert(OutboxEntry.__table__).values(
         origin=origin, epoch=epoch, seq=seq,
@@ -202,31 +231,46 @@ def _forget_changes(session: Session) -> None:
     session.info.pop(WAKE, None)
 
 
-def sequence_pending(connection) -> dict[int, int]:
+def sequence_pending(connection, *, every_epoch: bool = True) -> dict[int, int]:
     """Number this node's committed outbox entries that have no seq yet,
     in the order they were written, gap-free in their stream; advances this
     node's version vector to match. Returns {entry id: seq}.
 
     The stream's vector row is locked (sequencers queue there, writers
     never do); the entries are read with a locking read, so the latest
-    committed ones are seen whatever the transaction's snapshot."""
-    node = connection.execute(select(NodeIdentity.__table__.c.id)).first()
+    committed ones are seen whatever the transaction's snapshot.
+
+    ``every_epoch`` False looks only at the node's current epoch, whose
+    unnumbered entries one index seek finds (the relay's round): finding
+    every epoch with unnumbered entries reads the index of all this node's
+    kept entries, so it is left to the worker's start, a demote, Add and
+    Resolve. Writers only write into the current epoch, and whatever
+    changes the epoch numbers what was written before (a demote does)."""
+    table = NodeIdentity.__table__
+    node = connection.execute(select(table.c.id, table.c.epoch)).first()
     if node is None:
         return {}
     outbox = OutboxEntry.__table__
     vv = VersionVectorEntry.__table__
-    epochs = [row.epoch for row in connection.execute(
-        select(outbox.c.epoch).where(outbox.c.origin == node.id, outbox.c.seq.is_(None)).distinct())]
+    if every_epoch:
+        epochs = [row.epoch for row in connection.execute(
+            select(outbox.c.epoch).where(outbox.c.origin == node.id, outbox.c.seq.is_(None)).distinct())]
+    else:
+        epochs = [node.epoch]
+    sqlite = connection.dialect.name == "sqlite"
     assigned = {}
     for epoch in sorted(epochs):
-        # Lock the stream first, by writing to its row: sequencers queue here
-        # on MariaDB (row lock) and on SQLite (the database's write lock,
-        # taken before anything is read), so no two hand out the same seq.
-        locked = connection.execute(update(vv).where(vv.c.origin == node.id, vv.c.epoch == epoch)
-                                    .values(seq=vv.c.seq)).rowcount
-        last = connection.execute(
-            select(vv.c.seq).where(vv.c.origin == node.id, vv.c.epoch == epoch).with_for_update()
-        ).scalar() if locked else None
+        stream_row = (vv.c.origin == node.id) & (vv.c.epoch == epoch)
+        # Lock the stream first: sequencers queue here, so no two hand out
+        # the same seq. On MariaDB a locking read of its row (the latest
+        # committed seq, whatever the snapshot); SQLite takes the database's
+        # write lock with a write, before anything is read.
+        if sqlite:
+            locked = connection.execute(update(vv).where(stream_row).values(seq=vv.c.seq)).rowcount
+            last = connection.execute(select(vv.c.seq).where(stream_row)).scalar() if locked else None
+        else:
+            last = connection.execute(select(vv.c.seq).where(stream_row).with_for_update()).scalar()
+        # one index seek (origin, epoch, seq NULL): only the unnumbered entries are read
         pending = [row.id for row in connection.execute(
             select(outbox.c.id).where(outbox.c.origin == node.id, outbox.c.epoch == epoch,
                                       outbox.c.seq.is_(None)).order_by(outbox.c.id).with_for_update())]
@@ -234,24 +278,32 @@ def sequence_pending(connection) -> dict[int, int]:
             continue
         first = (last or 0) + 1
         numbered = {entry_id: first + i for i, entry_id in enumerate(pending)}
+        # each row by its id (an equality on the key locks that row only, no
+        # gap that a writer inserts into)
         connection.execute(update(outbox).where(outbox.c.id == bindparam("entry_id"))
                            .values(seq=bindparam("new_seq")),
                            [{"entry_id": k, "new_seq": v} for k, v in numbered.items()])
         if last is None:
             connection.execute(insert(vv).values(origin=node.id, epoch=epoch, seq=first + len(pending) - 1))
         else:
-            connection.execute(update(vv).where(vv.c.origin == node.id, vv.c.epoch == epoch)
-                               .values(seq=first + len(pending) - 1))
+            connection.execute(update(vv).where(stream_row).values(seq=first + len(pending) - 1))
         assigned.update(numbered)
     return assigned
+
+
+def read_committed(connection) -> None:
+    """Make the transaction just begun on ``connection`` (before its first
+    statement) read the latest committed rows without gap locks, on
+    MariaDB. The level holds for this one transaction only, so nothing is
+    reset when the connection goes back to the pool."""
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
 def sequence_committed(engine) -> int:
     """Number this node's committed entries (``sequence_pending``) in a
     transaction of its own; returns how many. On MariaDB it reads committed
     rows without gap locks, so writers inserting entries never wait for it."""
-    with engine.connect() as conn:
-        if conn.dialect.name in ("mysql", "mariadb"):
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
-        with conn.begin():
-            return len(sequence_pending(conn))
+    with engine.begin() as conn:
+        read_committed(conn)
+        return len(sequence_pending(conn))

@@ -175,7 +175,9 @@ class KeySource(Protocol):
     """Where the relay and the applier find the keyring (read again often:
     a rotation changes it while they run)."""
 
-    def keyring(self) -> Keyring | None: ...
+    def keyring(self, connection=None) -> Keyring | None:
+        """``connection``: read it there (in the caller's transaction) rather
+        than on a connection of its own."""
 
     def retire_previous(self, keyring: Keyring) -> None: ...
 
@@ -186,7 +188,7 @@ class FixedKeys:
     def __init__(self, current: str, next: str | None = None, previous: str | None = None):
         self._keyring = Keyring(current, next, previous)
 
-    def keyring(self) -> Keyring:
+    def keyring(self, connection=None) -> Keyring:
         return self._keyring
 
     def retire_previous(self, keyring: Keyring) -> None:

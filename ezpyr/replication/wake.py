@@ -66,6 +66,12 @@ class WakeListener:
     def listening(self) -> bool:
         return self._socket is not None
 
+    def ready(self) -> bool:
+        """Whether a wake-up is waiting (it stays waiting for ``wait``)."""
+        if self._socket is None:
+            return False
+        return bool(select.select([self._socket], [], [], 0)[0])
+
     def wait(self, timeout: float) -> bool:
         """Sleep until a wake-up or ``timeout`` seconds; drains every
         wake-up waiting, so a burst of commits wakes the relay once."""

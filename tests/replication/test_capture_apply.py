@@ -14,7 +14,7 @@ from ezpyr.database import make_engine, make_session_factory
 from ezpyr.meta import replicated_tables, utcnow
 from ezpyr.node.models import NodeIdentity
 from ezpyr.replication.apply import apply_batch, version_vector
-from ezpyr.replication.capture import ACTOR, NodeIsReadOnly, sequence_pending
+from ezpyr.replication.capture import ACTOR, NodeIsReadOnly, read_committed, sequence_pending
 from ezpyr.replication.messages import ChangeMessage
 from ezpyr.replication.models import OutboxEntry
 from ezpyr.servers.models import Server, ServerGroup
@@ -295,10 +295,13 @@ def test_cluster_bookkeeping_is_never_captured(nodes):
     assert master.outbox() == []
 
 
-def test_concurrent_writers_and_a_running_sequencer_give_one_gap_free_stream(nodes):
+@pytest.mark.parametrize("relay_round", [False, True], ids=["every-epoch", "relay-round"])
+def test_concurrent_writers_and_a_running_sequencer_give_one_gap_free_stream(nodes, relay_round):
     """Eight writers commit side by side while the sequencer numbers what
     has committed: every entry gets exactly one seq, 1..n without a gap, and
-    the slave that applies them in seq order ends with the master's tables."""
+    the slave that applies them in seq order ends with the master's tables.
+    The relay's round (READ COMMITTED, the current epoch only) gives the
+    same."""
     import threading
 
     master, slave = nodes
@@ -322,7 +325,11 @@ def test_concurrent_writers_and_a_running_sequencer_give_one_gap_free_stream(nod
     def sequencer():
         while not done.is_set():
             with master.engine.begin() as conn:
-                sequence_pending(conn)
+                if relay_round:
+                    read_committed(conn)
+                    sequence_pending(conn, every_epoch=False)
+                else:
+                    sequence_pending(conn)
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
     numbering = threading.Thread(target=sequencer)

@@ -168,7 +168,7 @@ def test_no_secret_yet_leaves_messages_waiting(link, passwords):
     master, slave, relay, applier = link
 
     class Empty(FixedKeys):
-        def keyring(self):
+        def keyring(self, connection=None):
             return None
 
     admin_entry(master, passwords)
