@@ -153,9 +153,8 @@ class Agent:
         if self.members() is None:
             self.run("groupadd", "--system", GROUP)
         accounts = [NewAccount(username, locked) for username, _keys, locked in wanted]
-        self.note("create-accounts " + shlex.join(
-            ["--root", str(self.root), "--shell", self.shell, "--groups", GROUP]
-            + [f"{a.username}{' (locked)' if a.locked else ''}" for a in accounts]))
+        self.note(shlex.join(["create-accounts", "--root", str(self.root), "--shell", self.shell,
+                              "--groups", GROUP, *(a.username for a in accounts)]))
         try:
             made = create_accounts(self.root, accounts, shell=self.shell, comment=MARKER, group=GROUP,
                                    home_base=HOME_BASE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 
 import webtest
@@ -232,7 +233,8 @@ def test_tasks_wait_while_the_other_node_is_away_and_apply_in_order(accounts_clu
     log = [json.loads(line)["argv"] for line in
            cluster.sshd_slave.agent_log.read_text().splitlines()[ran_before:]]
     for name in names[:5]:  # each made, then removed: in the order they were queued
-        made = next(i for i, argv in enumerate(log) if "useradd" in argv and argv.endswith(f" {name}"))
+        made = next(i for i, argv in enumerate(log)
+                    if argv.startswith("create-accounts ") and name in shlex.split(argv))
         removed = next(i for i, argv in enumerate(log) if "userdel" in argv and argv.endswith(f" {name}"))
         assert made < removed
     assert [r["to_do"] for r in reconcile(cluster)] == [0, 0]
