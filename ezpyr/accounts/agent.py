@@ -90,9 +90,10 @@ class Agent:
         return self.root / account.home.lstrip("/")
 
     # -- running the tools ------------------------------------------------
-    def note(self, line: str) -> None:
+    def note(self, line: str, answer: bool = True) -> None:
         """What was run (or written), in the answer and the --log file."""
-        self.ran.append(line)
+        if answer:
+            self.ran.append(line)
         if self.log:
             with open(self.log, "a") as log:
                 log.write(json.dumps({"at": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -127,6 +128,7 @@ class Agent:
         changed = False
         if account is None:
             error = self.create([(username, keys, locked)])[username]
+            self.ran.append(self.made(username))
             if error:
                 raise RuntimeError(error)
             return True
@@ -153,8 +155,8 @@ class Agent:
         if self.members() is None:
             self.run("groupadd", "--system", GROUP)
         accounts = [NewAccount(username, locked) for username, _keys, locked in wanted]
-        self.note(shlex.join(["create-accounts", "--root", str(self.root), "--shell", self.shell,
-                              "--groups", GROUP, *(a.username for a in accounts)]))
+        # one line in the log for the write; each account's answer names its own
+        self.note(self.made(*(a.username for a in accounts)), answer=False)
         try:
             made = create_accounts(self.root, accounts, shell=self.shell, comment=MARKER, group=GROUP,
                                    home_base=HOME_BASE)
@@ -171,6 +173,11 @@ class Agent:
                 result[new.username] = (f"account {new.username} was made but its home or keys were not: "
                                         f"{error}; the next attempt finishes it")
         return result
+
+    def made(self, *usernames: str) -> str:
+        """The line that says accounts were written (by create)."""
+        return shlex.join(["create-accounts", "--root", str(self.root), "--shell", self.shell,
+                           "--groups", GROUP, *usernames])
 
     def read_keys(self, account: Account) -> list[str] | None:
         path = self.home(account) / ".ssh" / "authorized_keys"
@@ -300,9 +307,10 @@ class Agent:
             self.ran = []
             errors = self.create([(r["username"], r["keys"], r["locked"]) for _i, r in pending.values()])
             for username, (index, _request) in pending.items():
-                answers[index] = ({"ok": True, "op": "ensure", "changed": True, "ran": self.ran}
+                ran = self.ran + [self.made(username)]
+                answers[index] = ({"ok": True, "op": "ensure", "changed": True, "ran": ran}
                                   if not errors[username] else
-                                  {"ok": False, "refused": False, "error": errors[username], "ran": self.ran})
+                                  {"ok": False, "refused": False, "error": errors[username], "ran": ran})
             pending.clear()
 
         for index, item in enumerate(items):

@@ -38,7 +38,9 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import grp
 import os
+import pwd
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -249,21 +251,55 @@ def _members_added(line: str, names: list[str], index: int) -> str:
     return ":".join(fields)
 
 
-def _free_ids(used: set[int], low: int, high: int, count: int, prefer: list[int] | None = None):
+def _free_ids(used: set[int], low: int, high: int, count: int, elsewhere=lambda _id: False) -> list[int]:
     """useradd's choice, ``count`` times: one above the highest used id in
-    low..high, or else the lowest free one."""
-    chosen = []
+    low..high, or else (that one is above high) the lowest free one. An id
+    ``elsewhere`` says is taken (by NSS: LDAP, sssd…) is skipped."""
     taken = set(used)
+    in_range = [i for i in taken if low <= i <= high]
+    following = max(in_range) + 1 if in_range else low
+    chosen = []
     for _ in range(count):
-        in_range = [i for i in taken if low <= i <= high]
-        candidate = (max(in_range) + 1) if in_range else low
-        if candidate > high:
-            candidate = next((i for i in range(low, high + 1) if i not in taken), None)
+        while following <= high and elsewhere(following):
+            following += 1
+        if following <= high:
+            candidate, following = following, following + 1
+        else:
+            candidate = next((i for i in range(low, high + 1) if i not in taken and not elsewhere(i)), None)
             if candidate is None:
-                raise BatchFailed(f"no free id left in {low}..{high}")
+                raise BatchFailed(f"no free id left in {low}..{high}: no account of this batch was made")
         taken.add(candidate)
         chosen.append(candidate)
     return chosen
+
+
+class _NameService:
+    """On / (production), users and groups that NSS knows of besides the
+    files (LDAP, sssd…) count as taken, as they do for useradd. Under
+    another root only that root's files count."""
+
+    def __init__(self, root: Path):
+        self.active = root.resolve() == Path("/")
+
+    def user(self, name: str) -> bool:
+        return self.active and _found(pwd.getpwnam, name)
+
+    def uid(self, uid: int) -> bool:
+        return self.active and _found(pwd.getpwuid, uid)
+
+    def group(self, name: str) -> bool:
+        return self.active and _found(grp.getgrnam, name)
+
+    def gid(self, gid: int) -> bool:
+        return self.active and _found(grp.getgrgid, gid)
+
+
+def _found(lookup, key) -> bool:
+    try:
+        lookup(key)
+    except KeyError:
+        return False
+    return True
 
 
 def create_accounts(root: Path, accounts: list[NewAccount], *, shell: str, comment: str, group: str,
@@ -296,11 +332,12 @@ def create_accounts(root: Path, accounts: list[NewAccount], *, shell: str, comme
         gids = {int(f[2]) for f in groups if len(f) > 2 and f[2].isdigit()}
         if group not in group_names:
             raise BatchFailed(f"the group {group} is missing")
+        nss = _NameService(root)
         made = []
         for account in accounts:
-            if account.username in names:
+            if account.username in names or nss.user(account.username):
                 account.error = f"account {account.username} exists already: not made"
-            elif defaults.usergroups and account.username in group_names:
+            elif defaults.usergroups and (account.username in group_names or nss.group(account.username)):
                 account.error = (f"a group named {account.username} exists already: "
                                  f"account {account.username} not made")
             else:
@@ -308,12 +345,13 @@ def create_accounts(root: Path, accounts: list[NewAccount], *, shell: str, comme
                 made.append(account)
         if not made:
             return []
-        for account, uid in zip(made, _free_ids(uids, defaults.uid_min, defaults.uid_max, len(made))):
+        for account, uid in zip(made, _free_ids(uids, defaults.uid_min, defaults.uid_max, len(made), nss.uid)):
             account.uid = uid
             if defaults.usergroups:
                 # useradd gives the private group the uid's number when it is free
-                account.gid = uid if uid not in gids and defaults.gid_min <= uid <= defaults.gid_max \
-                    else _free_ids(gids, defaults.gid_min, defaults.gid_max, 1)[0]
+                account.gid = uid if (uid not in gids and not nss.gid(uid)
+                                      and defaults.gid_min <= uid <= defaults.gid_max) \
+                    else _free_ids(gids, defaults.gid_min, defaults.gid_max, 1, nss.gid)[0]
                 gids.add(account.gid)
             else:
                 account.gid = defaults.group
