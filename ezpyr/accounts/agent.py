@@ -13,8 +13,9 @@ shadow-utils' locks, all the new accounts of a batch request in one write
 touches accounts it manages: those in the group ``ezpyr-users`` whose
 comment is ``ezpyr managed account``.
 
-``--root DIR`` works on the accounts under DIR (``useradd --prefix``) instead
-of ``/``: two nodes on one machine keep their own passwd files (tests).
+``--root DIR`` works on the accounts under DIR (the files under DIR/etc,
+``usermod --prefix DIR``) instead of ``/``: two nodes on one machine keep
+their own passwd files (tests). The code path is the same for ``/``.
 ``--log FILE`` appends every command it runs to FILE.
 """
 from __future__ import annotations
