@@ -129,7 +129,8 @@ class AgentLink:
         start = 0
         while start < len(requests):
             end, size = start, 0
-            while end < len(requests) and end - start < BATCH and (end == start or size + len(lines[end]) <= BATCH_BYTES):
+            while end < len(requests) and end - start < BATCH and (
+                    end == start or size + len(lines[end]) <= BATCH_BYTES):
                 size += len(lines[end])
                 end += 1
             chunk = requests[start:end]

@@ -42,8 +42,9 @@ import grp
 import os
 import pwd
 import shutil
+import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ezpyr.accounts.requests import check_username
@@ -80,7 +81,6 @@ class Defaults:
     home_mode: int = 0o755
     group: int = USERS_GROUP_FALLBACK
     inactive: str = ""
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def read(cls, root: Path) -> "Defaults":
@@ -393,7 +393,6 @@ def create_accounts(root: Path, accounts: list[NewAccount], *, shell: str, comme
 def flush_caches() -> None:
     """What useradd does after changing the files: nscd's and sssd's caches
     of users and groups are dropped, where they run."""
-    import subprocess
     for argv in (["/usr/sbin/nscd", "-i", "passwd"], ["/usr/sbin/nscd", "-i", "group"],
                  ["/usr/sbin/sss_cache", "-UG"]):
         if os.path.exists(argv[0]):
