@@ -14,7 +14,7 @@ import time
 import pytest
 
 from ezpyr.accounts import requests
-from ezpyr.accounts.client import AgentLink, FingerprintChanged
+from ezpyr.accounts.client import BATCH, AgentLink, FingerprintChanged
 from ezpyr.accounts.provisioning import ensure_key, public_key
 from ezpyr.accounts.requests import Refused
 from support.sshd import SHELL, NodeSshd, make_root
@@ -313,3 +313,12 @@ def test_a_batch_that_cannot_lock_the_files_makes_nothing(node, link):
     assert not (node.root / "home/ned").exists() and not (node.root / "home/ora").exists()
     assert (node.root / "etc/shadow.lock").exists()  # not ours to remove
     assert not (node.root / "etc/passwd.lock").exists()  # ours, given back
+
+
+def test_many_requests_go_in_batches_of_at_most_batch(node, link):
+    names = [f"u{i:04d}" for i in range(BATCH + 100)]
+    sizes = [len(answers) for answers in link.batches([requests.ensure(n, [], False) for n in names])]
+    assert sizes == [BATCH, 100]
+    assert sorted(node.passwd()) == names
+    made = [line for line in node.agent_log.read_text().splitlines() if "create-accounts" in line]
+    assert len(made) == 2  # one write of the account files per batch
