@@ -1,6 +1,7 @@
 """System accounts follow users on both nodes: real nodes (panel and
-worker processes), a real sshd per node, real useradd/usermod/userdel,
-checked by reading each node's passwd, shadow and authorized_keys."""
+worker processes), a real sshd per node, the agent's real writes of the
+account files and real usermod/userdel, checked by reading each node's
+passwd, shadow and authorized_keys."""
 from __future__ import annotations
 
 import json
