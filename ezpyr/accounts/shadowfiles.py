@@ -26,7 +26,8 @@ per file:
   INACTIVE), and the new uid is the one ``useradd`` picks (one above the
   highest in UID_MIN..UID_MAX, else the lowest free). Unlike ``useradd`` it
   allocates no subordinate ids (``etc/subuid``): gateway accounts run
-  ``ezsh`` and nothing else;
+  ``ezsh`` and nothing else; nor does it reset the new uid's ``lastlog``
+  and ``faillog`` records;
 * homes are made after the files are written (as ``useradd`` does),
   ``etc/skel`` copied into them, owned by the account.
 
