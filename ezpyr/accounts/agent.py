@@ -5,13 +5,17 @@ whatever command the client asked for is ignored.
 
 It reads one request at a time, a JSON object per line on stdin, checks
 every field (:mod:`ezpyr.accounts.requests`) before it runs anything, runs
-the system tools itself (``useradd``, ``usermod``, ``userdel``,
-``groupadd``; argv lists, never a shell) and answers one JSON object per
-line on stdout. It only ever touches accounts it manages: those in the
-group ``ezpyr-users`` whose comment is ``ezpyr managed account``.
+the system tools itself (``usermod``, ``userdel``, ``groupadd``; argv
+lists, never a shell) and answers one JSON object per line on stdout. New
+accounts are written by :mod:`ezpyr.accounts.shadowfiles` under
+shadow-utils' locks, all the new accounts of a batch request in one write
+(``useradd`` would rewrite and sync four files per account). It only ever
+touches accounts it manages: those in the group ``ezpyr-users`` whose
+comment is ``ezpyr managed account``.
 
-``--root DIR`` works on the accounts under DIR (``useradd --prefix``) instead
-of ``/``: two nodes on one machine keep their own passwd files (tests).
+``--root DIR`` works on the accounts under DIR (the files under DIR/etc,
+``usermod --prefix DIR``) instead of ``/``: two nodes on one machine keep
+their own passwd files (tests). The code path is the same for ``/``.
 ``--log FILE`` appends every command it runs to FILE.
 """
 from __future__ import annotations
@@ -29,7 +33,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ezpyr.accounts.requests import Refused, check_request
+from ezpyr.accounts.requests import Refused, check_in_batch, check_request
+from ezpyr.accounts.shadowfiles import BatchFailed, NewAccount, create_accounts, make_home
 
 GROUP = "ezpyr-users"
 MARKER = "ezpyr managed account"
@@ -86,6 +91,15 @@ class Agent:
         return self.root / account.home.lstrip("/")
 
     # -- running the tools ------------------------------------------------
+    def note(self, line: str, answer: bool = True) -> None:
+        """What was run (or written), in the answer and the --log file."""
+        if answer:
+            self.ran.append(line)
+        if self.log:
+            with open(self.log, "a") as log:
+                log.write(json.dumps({"at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                                      "argv": line}) + "\n")
+
     def run(self, tool: str, *args: str) -> None:
         executable = shutil.which(tool, path=TOOLS_PATH)
         if executable is None:
@@ -95,11 +109,7 @@ class Agent:
             argv += ["--prefix", str(self.root)]
         argv += list(args)
         line = shlex.join(argv)
-        self.ran.append(line)
-        if self.log:
-            with open(self.log, "a") as log:
-                log.write(json.dumps({"at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                                      "argv": line}) + "\n")
+        self.note(line)
         result = subprocess.run(argv, capture_output=True, text=True, env={"PATH": TOOLS_PATH},
                                 stdin=subprocess.DEVNULL)
         if result.returncode != 0:
@@ -118,15 +128,14 @@ class Agent:
         account = self._managed_or_refuse(username)
         changed = False
         if account is None:
-            if self.members() is None:
-                self.run("groupadd", "--system", GROUP)
-            self.run("useradd", "--create-home", "--home-dir", f"{HOME_BASE}/{username}",
-                     "--shell", self.shell, "--comment", MARKER, "--groups", GROUP,
-                     "--password", "!*" if locked else "*",
-                     *(["--expiredate", "1"] if locked else []), username)
-            account = self.accounts()[username]
-            changed = True
+            error = self.create([(username, keys, locked)])[username]
+            self.ran.append(self.made(username))
+            if error:
+                raise RuntimeError(error)
+            return True
         else:
+            if not os.path.lexists(self.home(account)):  # not made with the account, or lost since
+                changed = make_home(self.root, account.home, account.uid, account.gid)
             if account.shell != self.shell:
                 self.run("usermod", "--shell", self.shell, username)
                 changed = True
@@ -138,6 +147,39 @@ class Agent:
                 changed = True
         return self.write_keys(account, keys) or changed
 
+    def create(self, wanted: list[tuple[str, list[str], bool]]) -> dict[str, str]:
+        """Makes the missing accounts ``wanted`` ((username, keys, locked),
+        checked) in one write of the account files, then their homes and
+        keys. username -> '' when made, else why not: an account whose home
+        or keys failed exists (the next ensure finishes it); when the files
+        cannot be written, none of them exists."""
+        if self.members() is None:
+            self.run("groupadd", "--system", GROUP)
+        accounts = [NewAccount(username, locked) for username, _keys, locked in wanted]
+        # one line in the log for the write; each account's answer names its own
+        self.note(self.made(*(a.username for a in accounts)), answer=False)
+        try:
+            made = create_accounts(self.root, accounts, shell=self.shell, comment=MARKER, group=GROUP,
+                                   home_base=HOME_BASE)
+        except (BatchFailed, OSError) as error:
+            return {a.username: f"accounts not made: {error}" for a in accounts}
+        result = {a.username: a.error for a in accounts}
+        keys_of = {username: keys for username, keys, _locked in wanted}
+        for new in made:
+            account = Account(new.username, new.uid, new.gid, MARKER, f"{HOME_BASE}/{new.username}", self.shell)
+            try:
+                make_home(self.root, account.home, account.uid, account.gid)
+                self.write_keys(account, keys_of[new.username])
+            except (OSError, Refused) as error:
+                result[new.username] = (f"account {new.username} was made but its home or keys were not: "
+                                        f"{error}; the next attempt finishes it")
+        return result
+
+    def made(self, *usernames: str) -> str:
+        """The line that says accounts were written (by create)."""
+        return shlex.join(["create-accounts", "--root", str(self.root), "--shell", self.shell,
+                           "--groups", GROUP, *usernames])
+
     def read_keys(self, account: Account) -> list[str] | None:
         path = self.home(account) / ".ssh" / "authorized_keys"
         try:
@@ -148,7 +190,10 @@ class Agent:
 
     def write_keys(self, account: Account, keys: list[str]) -> bool:
         """``~/.ssh/authorized_keys`` holding exactly ``keys``: written to a
-        new file and renamed over the old one, mode 0600, owned by the user."""
+        new file and renamed over the old one, mode 0600, owned by the user.
+        The new file is synced before the rename unless it is empty (an
+        empty file cannot be half written: a crash leaves no file or an
+        empty one, both "no keys")."""
         content = "".join(f"{key}\n" for key in sorted(keys))
         ssh_dir = self.home(account) / ".ssh"
         target = ssh_dir / "authorized_keys"
@@ -174,7 +219,8 @@ class Agent:
             os.write(fd, content.encode("ascii"))
             os.fchmod(fd, 0o600)
             os.fchown(fd, account.uid, account.gid)
-            os.fsync(fd)
+            if content:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, target)
@@ -221,9 +267,19 @@ class Agent:
             except (UnicodeDecodeError, ValueError):
                 raise Refused("the request is not one line of JSON: refused, nothing was run") from None
             request = check_request(request)
-            op = request["op"]
-            if op == "list":
-                return {"ok": True, "op": op, "accounts": self.list()}
+        except Refused as error:
+            return {"ok": False, "refused": True, "error": str(error), "ran": self.ran}
+        if request["op"] == "list":
+            return {"ok": True, "op": "list", "accounts": self.list()}
+        if request["op"] == "batch":
+            return {"ok": True, "op": "batch", "answers": self.batch(request["requests"])}
+        return self.apply(request)
+
+    def apply(self, request: dict) -> dict:
+        """One checked ensure, rename or remove; its answer."""
+        self.ran = []
+        op = request["op"]
+        try:
             if op == "ensure":
                 changed = self.ensure(request["username"], request["keys"], request["locked"])
             elif op == "rename":
@@ -235,6 +291,46 @@ class Agent:
             return {"ok": False, "refused": True, "error": str(error), "ran": self.ran}
         except (OSError, RuntimeError) as error:
             return {"ok": False, "refused": False, "error": str(error), "ran": self.ran}
+
+    def batch(self, items: list) -> list[dict]:
+        """A batch's requests in order, one answer each. Each is checked on
+        its own (one refused is not run; the others are). The ensures of
+        accounts that do not exist yet are gathered and made in one write,
+        up to the next request that is not one of them (so the order of
+        the batch is the order applied)."""
+        answers: list[dict | None] = [None] * len(items)
+        pending: dict[str, tuple[int, dict]] = {}  # username -> (index, ensure): to make together
+        existing: set[str] | None = None
+
+        def make_pending():
+            if not pending:
+                return
+            self.ran = []
+            errors = self.create([(r["username"], r["keys"], r["locked"]) for _i, r in pending.values()])
+            for username, (index, _request) in pending.items():
+                ran = self.ran + [self.made(username)]
+                answers[index] = ({"ok": True, "op": "ensure", "changed": True, "ran": ran}
+                                  if not errors[username] else
+                                  {"ok": False, "refused": False, "error": errors[username], "ran": ran})
+            pending.clear()
+
+        for index, item in enumerate(items):
+            try:
+                request = check_in_batch(item)
+            except Refused as error:
+                answers[index] = {"ok": False, "refused": True, "error": str(error), "ran": []}
+                continue
+            if request["op"] == "ensure" and request["username"] not in pending:
+                if existing is None:
+                    existing = set(self.accounts())
+                if request["username"] not in existing:
+                    pending[request["username"]] = (index, request)
+                    continue
+            make_pending()
+            answers[index] = self.apply(request)
+            existing = None  # the files changed: read them again
+        make_pending()
+        return answers
 
     def handle_alone(self, raw: bytes) -> dict:
         """One request while no other agent on this node runs one (two

@@ -10,7 +10,8 @@ import socket
 import paramiko
 
 NAMES = {"this": "this node", "other": "the other node"}
-BATCH = 200  # requests written before their answers are read
+BATCH = 500  # requests sent as one batch request (one exchange with the agent)
+BATCH_BYTES = 512 * 1024  # and at most this much JSON in one (the agent reads lines of up to 1 MiB)
 
 
 class NodeUnreachable(Exception):
@@ -109,16 +110,42 @@ class AgentLink:
                                   f"{': ' + stderr if stderr else ''}")
         return json.loads(line)
 
+    def _send(self, lines: list[bytes]) -> None:
+        try:
+            self.channel.sendall(b"".join(lines))
+        except (OSError, paramiko.SSHException) as error:
+            raise NodeUnreachable(f"lost the session with {self.address}: {error}") from None
+
     def requests(self, requests: list[dict]):
         """Yields (request, answer) in order."""
-        for start in range(0, len(requests), BATCH):
-            chunk = requests[start:start + BATCH]
-            try:
-                self.channel.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in chunk))
-            except (OSError, paramiko.SSHException) as error:
-                raise NodeUnreachable(f"lost the session with {self.address}: {error}") from None
-            for request in chunk:
-                yield request, self._read()
+        for chunk in self.batches(requests):
+            yield from chunk
+
+    def batches(self, requests: list[dict]):
+        """Yields, for each exchange with the agent, its [(request, answer)]
+        in order: up to BATCH requests go as one batch request, which the
+        agent applies in one go (a request on its own goes alone)."""
+        lines = [json.dumps(r).encode() + b"\n" for r in requests]
+        start = 0
+        while start < len(requests):
+            end, size = start, 0
+            while end < len(requests) and end - start < BATCH and (
+                    end == start or size + len(lines[end]) <= BATCH_BYTES):
+                size += len(lines[end])
+                end += 1
+            chunk = requests[start:end]
+            if len(chunk) == 1:
+                self._send(lines[start:end])
+                yield [(chunk[0], self._read())]
+            else:
+                self._send([json.dumps({"op": "batch", "requests": chunk}).encode() + b"\n"])
+                answer = self._read()
+                answers = answer.get("answers") if answer.get("ok") else None
+                if not isinstance(answers, list) or len(answers) != len(chunk):
+                    raise NodeUnreachable(f"the account agent on {self.address} did not answer the batch: "
+                                          f"{answer.get('error') or 'answers missing'}")
+                yield list(zip(chunk, answers))
+            start = end
 
     def call(self, request: dict) -> dict:
         return next(iter(self.requests([request])))[1]

@@ -10,7 +10,11 @@ A request is one JSON object:
 * ``{"op": "rename", "from": U, "to": U}``;
 * ``{"op": "remove", "username": U}``;
 * ``{"op": "list"}``: the accounts ezpyr manages on that node, with their
-  keys and whether they are locked.
+  keys and whether they are locked;
+* ``{"op": "batch", "requests": [R…]}``: up to ``MAX_BATCH`` of the
+  requests above (ensure, rename, remove) in one exchange, applied in
+  order, answered with one answer per request. Each is checked on its own:
+  one that is refused is not run and the others are.
 
 A key is ``type base64`` exactly as the panel stores it: no options and no
 comment, so nothing but the key itself reaches ``authorized_keys``.
@@ -26,12 +30,15 @@ from ezpyr.users.keys import KEY_TYPES  # the key types the panel accepts
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 KEY_RE = re.compile(r"^([a-z0-9-]{1,40}) ([A-Za-z0-9+/]{16,16384}={0,2})$")
 MAX_KEYS = 100
-OPS = ("ensure", "rename", "remove", "list")
+MAX_BATCH = 1000
+OPS = ("ensure", "rename", "remove", "list", "batch")
+IN_BATCH = ("ensure", "rename", "remove")
 FIELDS = {
     "ensure": {"op", "username", "keys", "locked"},
     "rename": {"op", "from", "to"},
     "remove": {"op", "username"},
     "list": {"op"},
+    "batch": {"op", "requests"},
 }
 
 
@@ -90,7 +97,20 @@ def check_request(request) -> dict:
         check_username(request["to"], "to")
     elif op == "remove":
         check_username(request["username"])
+    elif op == "batch":
+        items = request["requests"]
+        if not isinstance(items, list) or len(items) > MAX_BATCH:
+            raise Refused(f"a batch's requests are a list of at most {MAX_BATCH}: refused, nothing was run")
     return request
+
+
+def check_in_batch(request) -> dict:
+    """One request of a batch, checked as a request on its own (a batch
+    holds no list and no other batch)."""
+    if isinstance(request, dict) and request.get("op") not in IN_BATCH:
+        raise Refused(f"op {_show(request.get('op'))} cannot be part of a batch "
+                      f"(one of {', '.join(IN_BATCH)}): refused, nothing was run")
+    return check_request(request)
 
 
 def ensure(username: str, keys: list[str], locked: bool) -> dict:
@@ -104,6 +124,12 @@ def rename(old: str, new: str) -> dict:
 
 def remove(username: str) -> dict:
     return check_request({"op": "remove", "username": username})
+
+
+def batch(reqs: list[dict]) -> dict:
+    for request in reqs:
+        check_in_batch(request)
+    return check_request({"op": "batch", "requests": list(reqs)})
 
 
 def _show(value) -> str:

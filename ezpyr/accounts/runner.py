@@ -68,10 +68,12 @@ def _wait(engine, target: str, reason: str) -> None:
 
 
 def apply_waiting(engine: Engine, settings: AccountSettings, target: str) -> dict:
-    """Apply ``target``'s waiting tasks in order. A node that cannot be
-    reached (or presents another host key) leaves them waiting, the reason
-    recorded on each; a request the agent refuses is marked failed and the
-    next one goes on."""
+    """Apply ``target``'s waiting tasks in order, through one session with
+    its agent for as long as tasks keep coming (those queued meanwhile go
+    in the same session), many tasks per batch request. A node that cannot
+    be reached (or presents another host key) leaves them waiting, the
+    reason recorded on each; a request the agent refuses or fails is
+    marked failed (with its own error) and the next one goes on."""
     report = {"node": target, "applied": 0, "failed": 0, "waiting": 0, "error": ""}
     with engine.connect() as conn:
         if conn.scalar(select(func.count()).select_from(TASKS).where(
@@ -87,15 +89,16 @@ def apply_waiting(engine: Engine, settings: AccountSettings, target: str) -> dic
                                      .order_by(TASKS.c.id).limit(CHUNK)).all()
             if not tasks:
                 break
-            done, failed = [], []
-            try:
-                answers = link.requests([json.loads(t.request) for t in tasks])
-                for task, (_request, answer) in zip(tasks, answers):
+            position = 0
+            for answers in link.batches([json.loads(t.request) for t in tasks]):
+                # each batch's outcome is recorded as soon as it is known
+                done, failed = [], []
+                for task, (_request, answer) in zip(tasks[position:], answers):
                     if answer.get("ok"):
                         done.append(task)
                     else:
                         failed.append((task, answer.get("error", "refused")))
-            finally:
+                position += len(answers)
                 _record(engine, target, done, failed)
                 report["applied"] += len(done)
                 report["failed"] += len(failed)

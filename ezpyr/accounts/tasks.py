@@ -10,6 +10,7 @@ account work is the master's.
 from __future__ import annotations
 
 import json
+import weakref
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, attributes
@@ -61,20 +62,20 @@ def _key_changed(_mapper, _connection, key):
 
 def desired(connection, user_ids=None) -> dict[str, dict]:
     """username -> the ensure request for that user's account, as the
-    users table says now (all users when ``user_ids`` is None)."""
+    users table says now (all users when ``user_ids`` is None): one query,
+    each user with its keys."""
     users, keys = User.__table__, UserKey.__table__
-    stmt = select(users.c.id, users.c.username, users.c.suspended)
+    stmt = (select(users.c.username, users.c.suspended, keys.c.public_key)
+            .select_from(users.outerjoin(keys, keys.c.user_id == users.c.id)))
     if user_ids is not None:
         stmt = stmt.where(users.c.id.in_(list(user_ids)))
-    rows = connection.execute(stmt).all()
-    key_stmt = select(keys.c.user_id, keys.c.public_key)
-    if user_ids is not None:
-        key_stmt = key_stmt.where(keys.c.user_id.in_(list(user_ids)))
-    keys_of: dict[str, list[str]] = {}
-    for user_id, public_key in connection.execute(key_stmt):
-        keys_of.setdefault(user_id, []).append(public_key)
-    return {row.username: requests.ensure(row.username, keys_of.get(row.id, []), bool(row.suspended))
-            for row in rows}
+    found: dict[str, tuple[bool, list[str]]] = {}
+    for username, suspended, public_key in connection.execute(stmt):
+        _suspended, keys_of = found.setdefault(username, (bool(suspended), []))
+        if public_key is not None:
+            keys_of.append(public_key)
+    return {username: requests.ensure(username, keys_of, suspended)
+            for username, (suspended, keys_of) in found.items()}
 
 
 def targets(connection) -> list[str]:
@@ -106,8 +107,24 @@ def _queue_account_tasks(session: Session) -> None:
     connection = session.connection()
     ensures = list(desired(connection, user_ids).values()) if user_ids else []
     if queue(connection, renames + removes + ensures, targets(connection)):
+        session.info[WAKE] = _node_id(connection)
+
+
+_node_ids: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _node_id(connection) -> str | None:
+    """This node's id, whose accounts runner to wake: read once per engine
+    (a node keeps its id; the wake-up is only a hint, and a node made
+    later is read when it exists)."""
+    engine = connection.engine
+    node_id = _node_ids.get(engine)
+    if node_id is None:
         node = connection.execute(select(NodeIdentity.__table__.c.id)).first()
-        session.info[WAKE] = node.id if node else None
+        node_id = node.id if node else None
+        if node_id:
+            _node_ids[engine] = node_id
+    return node_id
 
 
 @event.listens_for(Session, "after_commit")

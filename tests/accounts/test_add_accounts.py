@@ -13,8 +13,8 @@ from tests.conftest import CHEAP_ARGON2
 
 def test_add_makes_the_secondarys_accounts(tmp_path, backend, tmp_path_factory):
     """500 users on MariaDB, the production database (the accounts' work is
-    the same on both back ends and takes most of the time: one useradd per
-    user); 50 on SQLite, which Add copies by the same code."""
+    the same on both back ends: one batch request makes them all); 50 on
+    SQLite, which Add copies by the same code."""
     users = 500 if backend == "mariadb" else 50
     key_file, sshds = provisioned_pair(tmp_path, ("sshd-primary", "sshd-secondary"))
     nodes = []

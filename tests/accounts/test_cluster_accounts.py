@@ -1,11 +1,13 @@
 """System accounts follow users on both nodes: real nodes (panel and
-worker processes), a real sshd per node, real useradd/usermod/userdel,
-checked by reading each node's passwd, shadow and authorized_keys."""
+worker processes), a real sshd per node, the agent's real writes of the
+account files and real usermod/userdel, checked by reading each node's
+passwd, shadow and authorized_keys."""
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import subprocess
 
 import webtest
@@ -232,10 +234,30 @@ def test_tasks_wait_while_the_other_node_is_away_and_apply_in_order(accounts_clu
     log = [json.loads(line)["argv"] for line in
            cluster.sshd_slave.agent_log.read_text().splitlines()[ran_before:]]
     for name in names[:5]:  # each made, then removed: in the order they were queued
-        made = next(i for i, argv in enumerate(log) if "useradd" in argv and argv.endswith(f" {name}"))
+        made = next(i for i, argv in enumerate(log)
+                    if argv.startswith("create-accounts ") and name in shlex.split(argv))
         removed = next(i for i, argv in enumerate(log) if "userdel" in argv and argv.endswith(f" {name}"))
         assert made < removed
     assert [r["to_do"] for r in reconcile(cluster)] == [0, 0]
+
+
+def test_an_account_refused_in_a_batch_fails_alone(accounts_cluster):
+    cluster = accounts_cluster
+    start_reconciled(cluster)
+    subprocess.run(["useradd", "--prefix", str(cluster.sshd_slave.root), "-m", "mallory"], check=True)  # not ezpyr's
+
+    def create(users, keys, s):
+        for name in ("nina", "mallory", "otto"):
+            users.create(name, PASSWORD)
+    on(cluster.master, create)  # one commit: the three go to each node in one batch
+    wait_until(lambda: [(t.target, t.username, t.state) for t in tasks(cluster.master)]
+               == [("other", "mallory", "failed")], 90, message="only mallory's task on the other node to fail")
+    assert "not managed by ezpyr" in tasks(cluster.master)[0].error
+    assert set(accounts_on(cluster.sshd_slave, managed_only=True)) == set(wanted(cluster.master)) - {"mallory"}
+    assert accounts_on(cluster.sshd_master) == wanted(cluster.master)
+    row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*mallory(?:(?!</tr>).)*</tr>",
+                    panel(cluster.master).get("/users", {"q": "mallory"}).text, re.S).group(0)
+    assert "failed" in row and "not managed by ezpyr" in row
 
 
 def test_reconcile_finds_and_fixes_what_differs(accounts_cluster):
