@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from ezpyr.api.schemas import Strict, UtcTime
 
@@ -52,6 +52,16 @@ class ServerOut(BaseModel):
                    has_password=bool(server.password_encrypted),
                    group=server.group.name if server.group else None, description=server.description,
                    created_at=server.created_at, updated_at=server.updated_at).model_dump(mode="json")
+
+    @classmethod
+    def of_rows(cls, rows) -> list[dict]:
+        """Rows holding these fields by name (``ezpyr.servers.api.server_rows``)
+        as JSON data: checked and written in one call for the whole page,
+        not one model per server."""
+        return _SERVER_LIST.dump_python(_SERVER_LIST.validate_python(rows, from_attributes=True), mode="json")
+
+
+_SERVER_LIST = TypeAdapter(list[ServerOut])
 
 
 class ServerPage(BaseModel):
