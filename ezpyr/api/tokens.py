@@ -12,6 +12,7 @@ import hmac
 import secrets
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import joinedload
 
 from ezpyr.activity.services import NoActivity
 from ezpyr.api.models import ApiToken
@@ -106,7 +107,9 @@ class TokenService:
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None, "not an ezpyr API token"
         wanted = digest(secret)
-        token = self.dbsession.scalars(select(ApiToken).where(ApiToken.secret_hash == wanted)).first()
+        # the owner in the same query: every API call asks for both
+        token = self.dbsession.scalars(select(ApiToken).options(joinedload(ApiToken.owner))
+                                       .where(ApiToken.secret_hash == wanted)).first()
         if token is None or not hmac.compare_digest(token.secret_hash, wanted):
             return None, "unknown or revoked token"
         if token.expired():
