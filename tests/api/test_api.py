@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from ezpyr import main
 from ezpyr.activity.models import ActivityEntry
 from ezpyr.api.framework import ENDPOINTS
+from ezpyr.api.schemas import MeOut, utc_text
 from ezpyr.meta import utcnow
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.servers.services import ServerService
@@ -120,6 +121,13 @@ def test_a_servers_page_says_of_each_server_what_its_own_answer_says(testapp, to
     # every read is in the activity log, with the token's name
     entries = dbsession.scalars(select(ActivityEntry).order_by(ActivityEntry.id).offset(before)).all()
     assert [(e.action, e.details) for e in entries[:2]] == [("api.api.servers", "via API token script-ro")] * 2
+
+
+@pytest.mark.parametrize("value", [dt.datetime(2026, 1, 2, 3, 4, 5, 6), dt.datetime(2026, 1, 2, 3, 4, 5),
+                                   dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))])
+def test_times_written_without_a_model_read_as_the_models_write_them(value):
+    assert utc_text(value) == MeOut(username="u", admin=False, token="t", read_only=True,
+                                    expires_at=value).model_dump(mode="json")["expires_at"]
 
 
 def test_api_writes_are_captured(testapp, tokens, dbsession):
