@@ -3,7 +3,8 @@
 slave (MariaDB + RabbitMQ, paired with ``ezpyr-cluster add``, both workers
 running, so every write is captured and replicated).
 
-    .venv/bin/python bench/api.py [--seconds 20] [--read-rate 600] [--write-rate 150]
+    .venv/bin/python bench/api.py [--seconds 20] [--read-rate 600] [--write-rate 150] [--threads 8]
+    .venv/bin/python bench/api.py --seconds 10 --profile /tmp/prof   # py-spy: where the panel's time goes
 
 Phases, each ``--seconds`` long, open loop (each client sends at its share
 of the offered rate; a late answer delays nothing that follows, so the
@@ -36,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import Figures, Run, add_secondary, log, make_cluster, pct, rounded, start_all, wait_connected  # noqa: E402
+from profiling import Profiler  # noqa: E402
 
 CLIENTS = 20
 PROCESSES = 4  # the clients run as 4 processes x 5 threads: one Python process would be the bottleneck
@@ -107,7 +109,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def phase(port: int, token: str, name: str, rates: dict[str, float], seconds: float, figures: Figures,
-          server_pid: int) -> dict:
+          server_pid: int, profiler: Profiler) -> dict:
     per_client = [(kind, rate / CLIENTS) for kind, rate in rates.items()]
     queue = multiprocessing.Queue()
     start_at = time.monotonic() + 1.0
@@ -116,6 +118,7 @@ def phase(port: int, token: str, name: str, rates: dict[str, float], seconds: fl
                                            queue))
              for i in range(PROCESSES)]
     server_cpu = cpu_seconds(server_pid)
+    profiler.start(f"{name}-panel", server_pid)
     for p in procs:
         p.start()
     results = []
@@ -125,6 +128,7 @@ def phase(port: int, token: str, name: str, rates: dict[str, float], seconds: fl
         results.extend(mine)
         client_cpu += used
     server_cpu = cpu_seconds(server_pid) - server_cpu
+    profiler.stop()
     for p in procs:
         p.join()
     answered = sum(1 for r in results if r[2])
@@ -162,7 +166,10 @@ def main() -> int:
     parser.add_argument("--health-rate", type=float, default=1500, help="offered GET /healthz per second")
     parser.add_argument("--threads", type=int, default=8, help="the panel's waitress threads (the production ini's 8)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy the panel process during each phase (raw stacks and a summary in DIR)")
     args = parser.parse_args()
+    profiler = Profiler(args.profile)
     figures = Figures("api")
     with Run() as run:
         primary, secondary = make_cluster(run)
@@ -188,16 +195,16 @@ def main() -> int:
         conn.close()
         log(f"yardstick: GET /healthz, offered {args.health_rate:.0f}/s by {CLIENTS} clients")
         health = phase(primary.port, token, "yardstick", {"health": args.health_rate},
-                       args.seconds, figures, primary.panel.pid)
+                       args.seconds, figures, primary.panel.pid, profiler)
         log(f"reads: GET /api/v1/servers?limit=100, offered {args.read_rate:.0f}/s")
         reads = phase(primary.port, token, "reads", {"read": args.read_rate},
-                      args.seconds, figures, primary.panel.pid)
+                      args.seconds, figures, primary.panel.pid, profiler)
         log(f"writes: POST /api/v1/servers, offered {args.write_rate:.0f}/s")
         writes = phase(primary.port, token, "writes", {"write": args.write_rate},
-                       args.seconds, figures, primary.panel.pid)
+                       args.seconds, figures, primary.panel.pid, profiler)
         log("mix: reads and writes at once")
         phase(primary.port, token, "mix", {"read": args.read_rate * 0.8, "write": args.write_rate * 0.2},
-              args.seconds, figures, primary.panel.pid)
+              args.seconds, figures, primary.panel.pid, profiler)
         ceiling = health["health"]["achieved"] or float("nan")
         figures.figure("ratio.reads", "reads achieved / yardstick achieved",
                        rounded(reads["read"]["achieved"] / ceiling), "x")

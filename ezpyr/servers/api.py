@@ -12,7 +12,7 @@ from ezpyr.jobs.schemas import JobStartedOut
 from ezpyr.servers import csvio
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.servers.schemas import (
-    HostKeyResetOut, ServerGroupIn, ServerGroupOut, ServerGroupPage, ServerGroupPatch, ServerIn, ServerOut,
+    ROW_FIELDS, HostKeyResetOut, ServerGroupIn, ServerGroupOut, ServerGroupPage, ServerGroupPatch, ServerIn, ServerOut,
     ServerPage, ServerPatch,
 )
 from ezpyr.servers.services import ServerInput, ServerService
@@ -35,10 +35,10 @@ def server_rows(stmt: Select) -> Select:
     """``stmt`` (servers, filtered and ordered) selecting ServerOut's fields
     as columns, the group's name joined: a list reads plain rows, not ORM
     objects (which cost several times more to load than to answer)."""
+    columns = {"has_password": (func.coalesce(Server.password_encrypted, "") != "").label("has_password"),
+               "group": ServerGroup.name.label("group")}
     return stmt.with_only_columns(
-        Server.id, Server.name, Server.host, Server.port, Server.remote_user, Server.auth_method,
-        (func.coalesce(Server.password_encrypted, "") != "").label("has_password"),
-        ServerGroup.name.label("group"), Server.description, Server.created_at, Server.updated_at,
+        *(columns[name] if name in columns else getattr(Server, name) for name in ROW_FIELDS),
         maintain_column_froms=False,
     ).join_from(Server, ServerGroup, Server.group_id == ServerGroup.id, isouter=True)
 

@@ -55,14 +55,21 @@ class ServerOut(BaseModel):
 
     @staticmethod
     def of_rows(rows) -> list[dict]:
-        """Rows holding these fields by name (``ezpyr.servers.api.server_rows``)
-        as JSON data, written directly: a page of 100 servers costs a third
-        of what a model per server (or one TypeAdapter call) costs. The
-        tests hold each item equal to :meth:`of` of the same server."""
-        return [{"id": r.id, "name": r.name, "host": r.host, "port": r.port, "remote_user": r.remote_user,
-                 "auth_method": r.auth_method, "has_password": bool(r.has_password), "group": r.group,
-                 "description": r.description, "created_at": utc_text(r.created_at),
-                 "updated_at": utc_text(r.updated_at)} for r in rows]
+        """Rows of :data:`ROW_FIELDS`, in that order (``ezpyr.servers.api.server_rows``
+        selects them), as JSON data, written directly: a page of 100 servers
+        costs a fifth of what a model per server (or one TypeAdapter call,
+        or reading the rows' fields by name) costs. The tests hold each item
+        equal to :meth:`of` of the same server."""
+        return [{"id": id_, "name": name, "host": host, "port": port, "remote_user": remote_user,
+                 "auth_method": auth_method, "has_password": bool(has_password), "group": group,
+                 "description": description, "created_at": utc_text(created_at), "updated_at": utc_text(updated_at)}
+                for (id_, name, host, port, remote_user, auth_method, has_password, group, description, created_at,
+                     updated_at) in rows]
+
+
+# the order of a row that ServerOut.of_rows reads
+ROW_FIELDS = ("id", "name", "host", "port", "remote_user", "auth_method", "has_password", "group", "description",
+              "created_at", "updated_at")
 
 
 class ServerPage(BaseModel):
