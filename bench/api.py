@@ -3,7 +3,8 @@
 slave (MariaDB + RabbitMQ, paired with ``ezpyr-cluster add``, both workers
 running, so every write is captured and replicated).
 
-    .venv/bin/python bench/api.py [--seconds 20] [--read-rate 600] [--write-rate 150]
+    .venv/bin/python bench/api.py [--seconds 20] [--read-rate 600] [--write-rate 150] [--threads 8]
+    .venv/bin/python bench/api.py --seconds 10 --profile /tmp/prof   # py-spy: where the panel's time goes
 
 Phases, each ``--seconds`` long, open loop (each client sends at its share
 of the offered rate; a late answer delays nothing that follows, so the
@@ -15,8 +16,10 @@ latency counts the wait for a free thread too):
 3. writes: ``POST /api/v1/servers``;
 4. a mix: reads and writes at once, at their two rates.
 
-Prints offered and achieved rates, p50/p99 latency, and the ratios to the
-yardstick; asserts nothing. Targets (issue 11): reads >= 500/s with p99 <
+Prints offered and achieved rates, p50/p99 latency, the ratios to the
+yardstick, and the CPU each answer cost the panel process and the load
+generators (the clients share this machine's cores with the server: their
+cost is printed, not hidden); asserts nothing. Targets (issue 11): reads >= 500/s with p99 <
 100 ms, writes >= 100/s. The API's per-token limit is raised for the run
 (``ezpyr.api.rate_limit``): it would otherwise answer 429 long before.
 """
@@ -26,6 +29,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import Figures, Run, add_secondary, log, make_cluster, pct, rounded, start_all, wait_connected  # noqa: E402
+from profiling import Profiler  # noqa: E402
 
 CLIENTS = 20
 PROCESSES = 4  # the clients run as 4 processes x 5 threads: one Python process would be the bottleneck
@@ -46,6 +51,7 @@ def client_process(port: int, token: str, plan: list[tuple[str, float]], start_a
 
     results: list[tuple[str, float, int, float]] = []
     lock = threading.Lock()
+    cpu_at_start = time.process_time()
 
     def client(n: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -93,10 +99,17 @@ def client_process(port: int, token: str, plan: list[tuple[str, float]], start_a
         w.start()
     for w in workers:
         w.join()
-    out.put(results)
+    out.put((results, time.process_time() - cpu_at_start))
 
 
-def phase(port: int, token: str, name: str, rates: dict[str, float], seconds: float, figures: Figures) -> dict:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(port: int, token: str, name: str, rates: dict[str, float], seconds: float, figures: Figures,
+          server_pid: int, profiler: Profiler) -> dict:
     per_client = [(kind, rate / CLIENTS) for kind, rate in rates.items()]
     queue = multiprocessing.Queue()
     start_at = time.monotonic() + 1.0
@@ -104,13 +117,30 @@ def phase(port: int, token: str, name: str, rates: dict[str, float], seconds: fl
                                      args=(port, token, per_client, start_at, seconds, CLIENTS // PROCESSES, i,
                                            queue))
              for i in range(PROCESSES)]
+    server_cpu = cpu_seconds(server_pid)
+    profiler.start(f"{name}-panel", server_pid)
     for p in procs:
         p.start()
     results = []
+    client_cpu = 0.0
     for _ in procs:
-        results.extend(queue.get())
+        mine, used = queue.get()
+        results.extend(mine)
+        client_cpu += used
+    server_user, server_system = (after - before for after, before in zip(cpu_seconds(server_pid), server_cpu))
+    profiler.stop()
     for p in procs:
         p.join()
+    answered = sum(1 for r in results if r[2])
+    if answered:
+        figures.figure(f"{name}.server_cpu", f"{name}: panel process CPU per answer",
+                       rounded((server_user + server_system) / answered * 1000, 2), "ms",
+                       user_ms=rounded(server_user / answered * 1000, 2),
+                       system_ms=rounded(server_system / answered * 1000, 2))
+        figures.note(f"{name}: the panel's CPU per answer: {server_user / answered * 1000:.2f} ms user, "
+                     f"{server_system / answered * 1000:.2f} ms system (threads handing the GIL over, sockets)")
+        figures.figure(f"{name}.client_cpu", f"{name}: load generators' CPU per answer",
+                       rounded(client_cpu / answered * 1000, 2), "ms")
     out = {}
     for kind, rate in rates.items():
         mine = [r for r in results if r[0] == kind]
@@ -138,14 +168,19 @@ def main() -> int:
     parser.add_argument("--read-rate", type=float, default=600, help="offered GET /servers per second")
     parser.add_argument("--write-rate", type=float, default=150, help="offered POST /servers per second")
     parser.add_argument("--health-rate", type=float, default=1500, help="offered GET /healthz per second")
+    parser.add_argument("--threads", type=int, default=8, help="the panel's waitress threads (the production ini's 8)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy the panel process during each phase (raw stacks and a summary in DIR)")
     args = parser.parse_args()
+    profiler = Profiler(args.profile)
     figures = Figures("api")
     with Run() as run:
         primary, secondary = make_cluster(run)
         for node in (primary, secondary):
             node.ini.write_text(node.ini.read_text().replace(
-                "retry.attempts = 3", "retry.attempts = 3\nezpyr.api.rate_limit = 1000000", 1))
+                "retry.attempts = 3", "retry.attempts = 3\nezpyr.api.rate_limit = 1000000", 1).replace(
+                "threads = 8", f"threads = {args.threads}", 1))
         start_all(primary, secondary)
         add_secondary(primary, secondary)
         wait_connected(primary, secondary)
@@ -163,14 +198,17 @@ def main() -> int:
                 raise RuntimeError(f"seeding failed: {answer.status}")
         conn.close()
         log(f"yardstick: GET /healthz, offered {args.health_rate:.0f}/s by {CLIENTS} clients")
-        health = phase(primary.port, token, "yardstick", {"health": args.health_rate}, args.seconds, figures)
+        health = phase(primary.port, token, "yardstick", {"health": args.health_rate},
+                       args.seconds, figures, primary.panel.pid, profiler)
         log(f"reads: GET /api/v1/servers?limit=100, offered {args.read_rate:.0f}/s")
-        reads = phase(primary.port, token, "reads", {"read": args.read_rate}, args.seconds, figures)
+        reads = phase(primary.port, token, "reads", {"read": args.read_rate},
+                      args.seconds, figures, primary.panel.pid, profiler)
         log(f"writes: POST /api/v1/servers, offered {args.write_rate:.0f}/s")
-        writes = phase(primary.port, token, "writes", {"write": args.write_rate}, args.seconds, figures)
+        writes = phase(primary.port, token, "writes", {"write": args.write_rate},
+                       args.seconds, figures, primary.panel.pid, profiler)
         log("mix: reads and writes at once")
         phase(primary.port, token, "mix", {"read": args.read_rate * 0.8, "write": args.write_rate * 0.2},
-              args.seconds, figures)
+              args.seconds, figures, primary.panel.pid, profiler)
         ceiling = health["health"]["achieved"] or float("nan")
         figures.figure("ratio.reads", "reads achieved / yardstick achieved",
                        rounded(reads["read"]["achieved"] / ceiling), "x")

@@ -13,6 +13,9 @@ import zope.sqlalchemy
 from ezpyr.replication.capture import ACTOR
 
 
+POOL_SIZE = 12
+
+
 def make_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
     """The engine for ``sqlalchemy.url``; EZPYR_DATABASE_URL overrides it, so
     that a production database password need not sit in the ini file."""
@@ -24,6 +27,12 @@ def make_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
         options["connect_args"] = {"timeout": 30}
     elif url.startswith("mysql"):
         options["pool_recycle"] = 3600
+        if prefix + "pool_size" not in settings:
+            # as many kept connections as the panel has threads (waitress's 8,
+            # and a job or two): beyond pool_size a connection is closed when
+            # returned and opened anew for the next request, and PyMySQL's
+            # connect (TLS context, handshake) cost more than a read
+            options["pool_size"] = POOL_SIZE
     engine = engine_from_config(settings, prefix, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -187,27 +187,31 @@ def query_text(request, name: str = "q", limit: int = 200) -> str:
     return text
 
 
-def one_page(request, stmt, out, key) -> dict:
+def one_page(request, stmt, out, key, *, as_rows: bool = False) -> dict:
     """The page of ``stmt`` (ordered, and starting after the request's
     cursor) that the request's ``limit`` asks for: each row as ``out(rows)``,
-    and the next page's cursor made from ``key(last row)``."""
+    and the next page's cursor made from ``key(last row)``. ``as_rows``: the
+    statement selects columns, not one entity (``out`` gets the rows)."""
     limit = limit_of(request)
-    rows = list(request.dbsession.scalars(stmt.limit(limit + 1)))
+    result = request.dbsession.execute(stmt.limit(limit + 1))
+    rows = list(result if as_rows else result.scalars())
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": out(rows), "next_cursor": encode_cursor(key(rows[-1])) if more else None}
 
 
-def page_of(request, stmt, columns, out) -> dict:
+def page_of(request, stmt, columns, out, *, as_rows: bool = False) -> dict:
     """One page of ``stmt`` in the order of two string ``columns`` (a name
-    and the id), from the request's cursor on; each row as ``out(rows)``."""
+    and the id), from the request's cursor on; each row as ``out(rows)``
+    (``as_rows``: see :func:`one_page`)."""
     limit_of(request)  # a bad limit is refused before a bad cursor
     after = cursor_of(request, 2)
     first, second = columns
     stmt = stmt.order_by(None).order_by(first, second)
     if after is not None:
         stmt = stmt.where(or_(first > after[0], and_(first == after[0], second > after[1])))
-    return one_page(request, stmt, out, lambda last: [getattr(last, first.key), getattr(last, second.key)])
+    return one_page(request, stmt, out, lambda last: [getattr(last, first.key), getattr(last, second.key)],
+                    as_rows=as_rows)
 
 
 # the query of a paged list

@@ -17,6 +17,12 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 UtcTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
+def utc_text(value: dt.datetime) -> str:
+    """``value`` as a UtcTime field writes it in JSON (``…Z``), for answers
+    written without a model."""
+    return _as_utc(value).isoformat().replace("+00:00", "Z")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

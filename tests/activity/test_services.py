@@ -22,6 +22,15 @@ def test_record_keeps_who_what_where(dbsession, passwords):
     assert second.user_id is None and second.username == "mallory"
 
 
+def test_an_entry_commits_or_rolls_back_with_the_work_it_records(dbsession):
+    log = ActivityLog(dbsession, "n")
+    log.record("x.kept", user_id="someone")
+    dbsession.commit()
+    log.record("x.dropped")
+    dbsession.rollback()
+    assert [(e.action, e.user_id) for e in dbsession.query(ActivityEntry)] == [("x.kept", "someone")]
+
+
 def test_a_long_target_is_cut_to_fit(dbsession):
     ActivityLog(dbsession, "n").record("x.y", "t" * 400)
     dbsession.commit()

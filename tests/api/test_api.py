@@ -9,11 +9,12 @@ import json
 
 import pytest
 import webtest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ezpyr import main
 from ezpyr.activity.models import ActivityEntry
 from ezpyr.api.framework import ENDPOINTS
+from ezpyr.api.schemas import MeOut, utc_text
 from ezpyr.meta import utcnow
 from ezpyr.servers.models import Server, ServerGroup
 from ezpyr.servers.services import ServerService
@@ -96,6 +97,37 @@ def test_servers_round_trip_through_the_panels_services(testapp, tokens, dbsessi
     assert ("server.create", "via API token script-rw") in actions
     assert ("server.delete", "0 access rules removed; via API token script-rw") in actions
     assert any(a == "api.api.server" and d == "via API token script-rw" for a, d in actions)  # reads too
+
+
+def test_a_servers_page_says_of_each_server_what_its_own_answer_says(testapp, tokens, dbsession):
+    """The list reads plain rows (group joined, has_password computed in
+    SQL), the single server an ORM object: both must write the same JSON."""
+    testapp.post_json("/api/v1/server-groups", {"name": "web"}, headers=tokens.rw, status=201)
+    for body in ({"name": "a-plain", "host": "10.0.0.1"},
+                 {"name": "b-grouped", "host": "db.example.org", "port": 2200, "remote_user": "ops",
+                  "group": "web", "description": "x"},
+                 {"name": "c-password", "host": "10.0.0.3", "auth_method": "password", "password": "pw"}):
+        testapp.post_json("/api/v1/servers", body, headers=tokens.rw, status=201)
+    dbsession.add(Server(name="d-empty-password", host="10.0.0.4", password_encrypted=""))
+    dbsession.commit()
+    before = dbsession.scalar(select(func.count()).select_from(ActivityEntry))
+    page = testapp.get("/api/v1/servers", {"limit": 3}, headers=tokens.ro).json
+    page["items"] += testapp.get("/api/v1/servers", {"cursor": page["next_cursor"]}, headers=tokens.ro).json["items"]
+    assert [s["name"] for s in page["items"]] == ["a-plain", "b-grouped", "c-password", "d-empty-password"]
+    assert [(s["group"], s["has_password"]) for s in page["items"]] == [
+        (None, False), ("web", False), (None, True), (None, False)]
+    for item in page["items"]:
+        assert item == testapp.get(f"/api/v1/servers/{item['id']}", headers=tokens.ro).json
+    # every read is in the activity log, with the token's name
+    entries = dbsession.scalars(select(ActivityEntry).order_by(ActivityEntry.id).offset(before)).all()
+    assert [(e.action, e.details) for e in entries[:2]] == [("api.api.servers", "via API token script-ro")] * 2
+
+
+@pytest.mark.parametrize("value", [dt.datetime(2026, 1, 2, 3, 4, 5, 6), dt.datetime(2026, 1, 2, 3, 4, 5),
+                                   dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))])
+def test_times_written_without_a_model_read_as_the_models_write_them(value):
+    assert utc_text(value) == MeOut(username="u", admin=False, token="t", read_only=True,
+                                    expires_at=value).model_dump(mode="json")["expires_at"]
 
 
 def test_api_writes_are_captured(testapp, tokens, dbsession):
