@@ -25,6 +25,23 @@ def frame(kind: bytes, payload: bytes) -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
+def send(sock: socket.socket, kind: bytes, payload: bytes) -> None:
+    """``payload`` as frames of at most MAX_FRAME bytes, each header and
+    payload handed to the kernel together without joining them in memory
+    (bulk output moves megabytes at a time)."""
+    view = memoryview(payload)
+    for start in range(0, len(view), MAX_FRAME):
+        part = view[start:start + MAX_FRAME]
+        pieces = [HEADER.pack(kind, len(part)), part]
+        while pieces:
+            sent = sock.sendmsg(pieces)
+            while pieces and sent >= len(pieces[0]):
+                sent -= len(pieces[0])
+                pieces.pop(0)
+            if pieces and sent:
+                pieces[0] = memoryview(pieces[0])[sent:]
+
+
 def message(**fields) -> bytes:
     return frame(b"J", json.dumps(fields).encode())
 
