@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ import pexpect  # noqa: E402
 
 from ezpyr.access.models import AccessRule  # noqa: E402
 from ezpyr.gateway.services import GatewayKeyService  # noqa: E402
+from ezpyr.gateway.shell import SOCKET_ENV  # noqa: E402
 from ezpyr.guard.models import CommandRule  # noqa: E402
 from ezpyr.passwords import Passwords  # noqa: E402
 from ezpyr.scripts.node_env import NodeEnv  # noqa: E402
@@ -127,7 +129,7 @@ class Bench:
     def __init__(self, root: Path, megabytes: int):
         self.root = root
         os.chmod(root, 0o755)
-        ezsh = harness.install_ezsh(root)
+        ezsh = self.ezsh = harness.install_ezsh(root)
         self.remove_accounts()
         harness.make_gateway_group(GROUP)
         harness.make_account(USER, shell=ezsh, gateway=True, group=GROUP)
@@ -211,6 +213,30 @@ class Bench:
             child.expect(pexpect.EOF)
         return statistics.median(gateway), statistics.median(direct)
 
+    def list_parts(self, runs: int) -> tuple[float, float]:
+        """Where the gateway's part of 1 goes: ezsh started as the account
+        without ssh, to the list (ezsh's start and the service's sign-in,
+        access query and menu); and the start of Python with ezsh's imports."""
+        account = pwd.getpwnam(USER)
+        setpriv = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
+                   "--init-groups", "--reset-env"]
+        listed, started = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            child = pexpect.spawn("env", [f"{SOCKET_ENV}={self.socket}", "TERM=xterm",
+                                          *setpriv, str(self.ezsh)],
+                                  dimensions=(30, 100), timeout=60)
+            child.expect(r"Server \(number")
+            listed.append(time.perf_counter() - start)
+            child.sendline("q")
+            child.expect(pexpect.EOF)
+            start = time.perf_counter()
+            subprocess.run([*setpriv, "/usr/bin/python3", "-I", "-c",
+                            f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                            "import ezpyr.gateway.shell"], check=True)
+            started.append(time.perf_counter() - start)
+        return statistics.median(listed), statistics.median(started)
+
     # -- 2 -----------------------------------------------------------------------------
     def run_true(self, runs: int) -> tuple[float, float]:
         def timed(argv):
@@ -287,7 +313,6 @@ class Bench:
 
 
 def pwd_uid(name: str) -> int:
-    import pwd
     return pwd.getpwnam(name).pw_uid
 
 
@@ -316,6 +341,11 @@ def main() -> int:
                 listed, direct_prompt = bench.to_list(args.runs)
                 rows.append(("1 ssh start -> server list (gateway) / prompt (direct), median",
                              ms(listed), ms(direct_prompt), "list < 500 ms"))
+                ezsh_listed, ezsh_started = bench.list_parts(args.runs)
+                rows.append(("1a  of which: ezsh without ssh -> server list, median",
+                             ms(ezsh_listed), "", "ezsh start + service: sign-in, query, menu"))
+                rows.append(("1b  of which: python3 -I start + ezsh imports, median",
+                             ms(ezsh_started), "", ""))
             if "2" in only:
                 true_gw, true_direct = bench.run_true(args.runs)
                 rows.append(("2 run `true` on the target, median", ms(true_gw), ms(true_direct),

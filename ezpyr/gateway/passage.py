@@ -257,8 +257,9 @@ class Passage:
 
     # -- control -----------------------------------------------------------------------
     def control(self, payload: dict) -> None:
-        if "resize" in payload:
-            cols, rows = (max(1, min(int(v), 1000)) for v in payload["resize"][:2])
+        size = wire.window_size(payload.get("resize"))
+        if size:  # (a size that is not two numbers is ignored)
+            cols, rows = size
             if self.tty:
                 self.channel.resize_pty(cols, rows)
             if self.terminal is not None:
