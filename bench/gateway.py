@@ -9,6 +9,7 @@ ezpyr-init. Then prints, gateway vs direct:
    prompt (direct), key-only sign-in (ezpyr.gateway.password_prompt = false);
 2. time to run `true` on the target;
 3. throughput of `cat` of a 200 MB text file on the target (recorded);
+   3t the same with a terminal (through the guard's screen);
 4. the delay of one keystroke's echo in an interactive bash (p50/p99), with
    a guard rule in force (so every byte goes through the guard's screen).
 
@@ -249,28 +250,43 @@ class Bench:
         return statistics.median(gateway), statistics.median(direct)
 
     # -- 3 -----------------------------------------------------------------------------
+    def cat(self, argv, on_start=lambda: None, tty: bool = False) -> float:
+        """Seconds until ``argv`` (a cat of the big file) has delivered it all,
+        read as fast as the path delivers (no growing buffer)."""
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        on_start()
+        size = 0
+        while True:
+            data = child.stdout.read1(1 << 20)
+            if not data:
+                break
+            size += len(data)
+        child.wait()
+        seconds = time.perf_counter() - start
+        # with a terminal, each LF arrives as CR LF
+        assert child.returncode == 0 and (size > self.megabytes << 20 if tty
+                                          else size == self.megabytes << 20), size
+        return seconds
+
     def throughput(self, profiler: Profiler) -> tuple[float, float, dict, dict]:
         def rate(argv, profiled):
             uids = {pwd_uid(USER): "gateway account:", pwd_uid(TARGET): "target account:"}
             with CpuWatch(uids, {self.service.process.pid: "ezpyr-gateway service"}) as cpu:
-                start = time.perf_counter()
-                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-                if profiled:
-                    self.profile(profiler)
-                size = 0
-                while True:  # read as fast as the path delivers (no growing buffer)
-                    data = child.stdout.read1(1 << 20)
-                    if not data:
-                        break
-                    size += len(data)
-                child.wait()
-                seconds = time.perf_counter() - start
+                seconds = self.cat(argv, (lambda: self.profile(profiler)) if profiled
+                                   else (lambda: None))
             profiler.stop()
-            assert child.returncode == 0 and size == self.megabytes << 20, (child.returncode, size)
             return self.megabytes / seconds, cpu.totals()
         gateway, gateway_cpu = rate(self.via_gateway("target", f"cat {self.big}"), True)
         direct, direct_cpu = rate(self.direct(f"cat {self.big}"), False)
         return gateway, direct, gateway_cpu, direct_cpu
+
+    def throughput_tty(self) -> tuple[float, float]:
+        """3t: the same cat with a terminal (ssh -tt): through the gateway
+        every byte also reaches the guard's screen (a guard rule is in force)."""
+        return (self.megabytes / self.cat(self.via_gateway("target", f"cat {self.big}", tty=True),
+                                          tty=True),
+                self.megabytes / self.cat(self.direct(f"cat {self.big}", tty=True), tty=True))
 
     def profile(self, profiler: Profiler) -> None:
         """py-spy on the service and, once it runs, the user's ezsh."""
@@ -321,7 +337,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--keys", type=int, default=300)
-    parser.add_argument("--only", default="1,2,3,4", help="which measures (default 1,2,3,4)")
+    parser.add_argument("--only", default="1,2,3,3t,4",
+                        help="which measures (default 1,2,3,3t,4)")
     parser.add_argument("--profile", metavar="DIR",
                         help="during 3, sample the gateway service and ezsh with py-spy: raw "
                              "stacks and a summary per process in DIR")
@@ -355,6 +372,11 @@ def main() -> int:
                 rows.append((f"3 cat {args.megabytes} MB, throughput", f"{rate_gw:.0f} MB/s",
                              f"{rate_direct:.0f} MB/s",
                              f"gateway {rate_gw / rate_direct:.0%} of direct (>= 50%)"))
+            if "3t" in only:
+                rate_gw, rate_direct = bench.throughput_tty()
+                rows.append((f"3t cat {args.megabytes} MB with a terminal (guard's screen fed)",
+                             f"{rate_gw:.0f} MB/s", f"{rate_direct:.0f} MB/s",
+                             f"gateway {rate_gw / rate_direct:.0%} of direct"))
             if "4" in only:
                 echo_gw, echo_direct = bench.echo_delays(args.keys)
                 p50 = percentile(echo_gw, 50), percentile(echo_direct, 50)
