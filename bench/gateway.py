@@ -224,8 +224,8 @@ class Bench:
         listed, started = [], []
         for _ in range(runs):
             start = time.perf_counter()
-            child = pexpect.spawn("env", [f"{SOCKET_ENV}={self.socket}", "TERM=xterm",
-                                          *setpriv, str(self.ezsh)],
+            child = pexpect.spawn(setpriv[0], [*setpriv[1:], "env", f"{SOCKET_ENV}={self.socket}",
+                                               "TERM=xterm", str(self.ezsh)],
                                   dimensions=(30, 100), timeout=60)
             child.expect(r"Server \(number")
             listed.append(time.perf_counter() - start)
