@@ -1,9 +1,7 @@
 """ezpyr: an SSH jump server with a web panel and a two-node cluster.
 
 Nothing heavy is imported here: ``ezsh`` (the gateway users' login shell)
-imports this package, and it must start in a blink."""
-from ezpyr.logs import set_node_name
-
+imports this package, and it must start in a blink (not even logging)."""
 __version__ = "0.1.0"
 
 
@@ -11,6 +9,7 @@ def main(global_config, **settings):
     """The panel's WSGI application. Without its key files (before
     ``ezpyr-init CONFIG``) the panel cannot start: pserve says so in one
     line instead of a traceback."""
+    from ezpyr.logs import set_node_name
     from ezpyr.secretbox import SecretKeyMissing
 
     settings.setdefault("ezpyr.config_file", (global_config or {}).get("__file__", ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ezpyr.users.models import User
 log = logging.getLogger("ezpyr.gateway")
 
 QUIT_WORDS = ("q", "quit", "exit")
+TERMINAL_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # terminfo's names
 NOT_REACHABLE = "There is no server named {name!r} that you may reach."
 GUARD_STATUS = 126  # the exit status of a one-shot command the guard refuses
 
@@ -65,9 +67,11 @@ class Conversation:
         self.env = service.env
         self.conn = conn
         self.reader = wire.Reader(conn)
-        self.hello: dict = {}
         self.username = ""
         self.client = ""
+        self.command = ""  # what the user asked for after the gateway's address
+        self.tty = False
+        self.cols, self.rows, self.term = 80, 24, "xterm"
 
     # -- talking to ezsh ------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -82,20 +86,21 @@ class Conversation:
                     raise Stop("", 1)
                 return str(payload["answer"])
 
-    def record(self, action: str, target: str = "", details: str = "") -> None:
+    def record(self, action: str, target: str = "", details: str = "", db=None) -> None:
+        """An entry in this node's activity log, in its own transaction or in
+        ``db``'s."""
+        if db is None:
+            with self.env.session(actor=f"gateway:{self.username}") as db:
+                return self.record(action, target, details, db)
         log.info("%s %s %s %s", action, self.username, target, details)
-        with self.env.session(actor=f"gateway:{self.username}") as db:
-            ActivityLog(db, self.service.node_name).record(
-                action, target, details, username=self.username, remote_addr=self.client)
+        ActivityLog(db, self.service.node_name).record(
+            action, target, details, username=self.username, remote_addr=self.client)
 
     # -- the conversation ------------------------------------------------------------------
     def run(self) -> None:
         status = 1
         try:
-            kind, self.hello = self.reader.next()
-            if kind != b"J" or "hello" not in self.hello:
-                return
-            self.client = str(self.hello.get("client", ""))[:100]
+            self.read_hello()
             try:
                 self.username = pwd.getpwuid(peer_uid(self.conn)).pw_name
             except KeyError:
@@ -108,6 +113,9 @@ class Conversation:
             status = stop.status
         except (wire.Closed, ConnectionError):
             return
+        except wire.BadFrame as error:
+            self.say(f"ezsh: the gateway could not read what its client sent ({error}); "
+                     "nothing was done.")
         except Exception:
             log.exception("gateway conversation of %s failed", self.username)
             self.say("ezsh: the gateway failed; the error is in this node's log.")
@@ -116,47 +124,88 @@ class Conversation:
         except OSError:
             pass
 
+    def read_hello(self) -> None:
+        """What ezsh sends first: the user's command, terminal and window
+        size. Anything else is refused before anything is looked up."""
+        kind, hello = self.reader.next()
+        if kind != b"J" or "hello" not in hello:
+            raise Stop("ezsh: the gateway expected its client's hello; nothing was done.")
+        self.client = str(hello.get("client", ""))[:100]
+        command, term = hello.get("command", ""), hello.get("term") or "xterm"
+        size = wire.window_size([hello.get("cols", 80), hello.get("rows", 24)])
+        if not isinstance(command, str) or "\0" in command:
+            raise Stop("ezsh: the command must be text without NUL; nothing was done.")
+        if not isinstance(term, str) or not TERMINAL_TYPE.fullmatch(term):
+            raise Stop("ezsh: the terminal type (TERM) must be a terminfo name: letters, digits "
+                       "and . _ + - (at most 64); nothing was done.")
+        if size is None:
+            raise Stop("ezsh: the window size must be two whole numbers; nothing was done.")
+        self.command, self.tty, self.term = command.strip(), bool(hello.get("tty")), term
+        self.cols, self.rows = size
+
     def sign_in(self) -> str:
         """The signed-in user's id, or Stop with the one-line reason."""
+        if not self.service.password_prompt:
+            return self.sign_in_by_key()
         with self.env.session() as db:
             user = db.scalars(select(User).where(User.username == self.username)).first()
-            known, needs_code = user is not None, bool(user and user.totp_enabled)
+            known = user is not None
         if not known:
-            self.record("gateway.refused", self.username, "no ezpyr user of this name")
-            raise Stop(f"ezsh: there is no ezpyr user named {self.username}.")
-        if self.service.password_prompt:
-            password = self.ask(f"ezpyr password for {self.username}: ", secret=True)
-            with self.env.session() as db:
-                result = AuthService(db, self.service.passwords).check_password(
-                    self.username, password, self.client or "")
-                user_id = result.user.id if result.user else None
-                needs_code = result.needs_code
-            if user_id is None:
-                self.refuse(result.reason)
-        else:
-            with self.env.session() as db:
+            self.no_such_user()
+        password = self.ask(f"ezpyr password for {self.username}: ", secret=True)
+        with self.env.session() as db:
+            result = AuthService(db, self.service.passwords).check_password(
+                self.username, password, self.client or "")
+            user_id = result.user.id if result.user else None
+            needs_code = result.needs_code
+        if user_id is None:
+            self.refuse(result.reason)
+        if needs_code:
+            self.second_factor(user_id)
+        self.record("gateway.sign_in", self.username)
+        return user_id
+
+    def sign_in_by_key(self) -> str:
+        """Key-only sites (sshd checked the key): the user must exist and be
+        neither locked nor suspended; checked, and the sign-in recorded, in
+        one transaction (the menu comes sooner)."""
+        with self.env.session(actor=f"gateway:{self.username}") as db:
+            user = db.scalars(select(User).where(User.username == self.username)).first()
+            if user is None:
+                reason = None
+            else:
                 auth = AuthService(db, self.service.passwords)
-                user = db.scalars(select(User).where(User.username == self.username)).one()
                 if auth.is_locked(self.username):
                     reason = auth.check_password(self.username, "", self.client or "").reason
                 elif user.suspended:
                     reason = SUSPENDED
                 else:
                     reason = ""
-                user_id = user.id
-            if reason:
-                self.refuse(reason)
+                user_id, needs_code = user.id, user.totp_enabled
+                if not reason and not needs_code:
+                    self.record("gateway.sign_in", self.username, db=db)
+        if reason is None:
+            self.no_such_user()
+        if reason:
+            self.refuse(reason)
         if needs_code:
-            code = self.ask("TOTP code: ")
-            with self.env.session() as db:
-                user = db.get(User, user_id)
-                totp = TotpService(db, self.service.secret_box, UsedSteps(db))
-                result = AuthService(db, self.service.passwords).check_code(user, code, totp,
-                                                                            self.client or "")
-            if result.user is None:
-                self.refuse(result.reason)
-        self.record("gateway.sign_in", self.username)
+            self.second_factor(user_id)
+            self.record("gateway.sign_in", self.username)
         return user_id
+
+    def no_such_user(self) -> None:
+        self.record("gateway.refused", self.username, "no ezpyr user of this name")
+        raise Stop(f"ezsh: there is no ezpyr user named {self.username}.")
+
+    def second_factor(self, user_id: str) -> None:
+        code = self.ask("TOTP code: ")
+        with self.env.session() as db:
+            user = db.get(User, user_id)
+            totp = TotpService(db, self.service.secret_box, UsedSteps(db))
+            result = AuthService(db, self.service.passwords).check_code(user, code, totp,
+                                                                        self.client or "")
+        if result.user is None:
+            self.refuse(result.reason)
 
     def refuse(self, reason: str) -> None:
         self.record("gateway.refused", self.username, reason)
@@ -181,7 +230,7 @@ class Conversation:
             answer = self.ask("Server (number or name; other text filters; q quits): ").strip()
             if answer.lower() in QUIT_WORDS:
                 raise Stop("", 0)
-            if answer.isdigit() and 1 <= int(answer) <= len(shown):
+            if answer.isdecimal() and 1 <= int(answer) <= len(shown):
                 return shown[int(answer) - 1]["name"]
             if any(s["name"] == answer for s in servers):
                 return answer
@@ -235,20 +284,16 @@ class Conversation:
 
     # -- going through ---------------------------------------------------------------------
     def go(self, user_id: str) -> int:
-        request = str(self.hello.get("command", "")).strip()
-        if request:
-            name, _, command = request.partition(" ")
+        if self.command:
+            name, _, command = self.command.partition(" ")
             command = command.strip()
         else:
             name, command = self.menu(user_id), ""
-        tty = bool(self.hello.get("tty"))
+        tty, cols, rows, term = self.tty, self.cols, self.rows, self.term
         if not command and not tty:
             raise Stop("ezsh: an interactive session needs a terminal: use ssh -t, or give a "
                        "command after the server's name.")
         target, rules = self.target(user_id, name)
-        cols, rows = (max(1, min(int(self.hello.get(k) or d), 1000))
-                      for k, d in (("cols", 80), ("rows", 24)))
-        term = str(self.hello.get("term") or "xterm")[:64]
         row_id = self.start_row(target, command)
         recording = Recording(self.service.log_dir / f"{row_id}.cast", cols=cols, rows=rows,
                               term=term, record_input=self.service.record_input,
@@ -275,13 +320,17 @@ class Conversation:
                 reason = f"could not connect: {error}"
                 raise Stop(f"ezsh: could not connect to {target.name}: {error}", 255)
             try:
-                channel = transport.open_session(timeout=10)
-                if tty:
-                    channel.get_pty(term=term, width=cols, height=rows)
-                if command:
-                    channel.exec_command(command)
-                else:
-                    channel.invoke_shell()
+                try:
+                    channel = transport.open_session(timeout=10)
+                    if tty:
+                        channel.get_pty(term=term, width=cols, height=rows)
+                    if command:
+                        channel.exec_command(command)
+                    else:
+                        channel.invoke_shell()
+                except (OSError, EOFError, paramiko.SSHException) as error:
+                    reason = f"session refused: {error}"
+                    raise Stop(f"ezsh: {target.name} refused the session ({error}).", 255)
                 self.conn.sendall(wire.message(start=True, raw=tty))
                 passage = Passage(self.conn, self.reader, channel, tty=tty, cols=cols, rows=rows,
                                   rules=rules, recording=recording,

@@ -34,6 +34,7 @@ from ezpyr.gateway.conversation import Conversation
 from ezpyr.gateway.sessions import SessionLog, log_dir
 from ezpyr.gateway.shell import DEFAULT_SOCKET
 from ezpyr.passwords import Passwords
+from ezpyr.replication.schema import code_revision
 from ezpyr.scripts.node_env import NodeEnv
 
 log = logging.getLogger("ezpyr.gateway")
@@ -64,6 +65,9 @@ class GatewayService:
         os.chmod(self.socket_path, 0o666)
         listener.listen(64)
         self.listener = listener
+        # what a first connection would load (alembic's scripts, the first
+        # replicated write's revision): loaded now, not while a user waits
+        code_revision()
         with self.env.session(actor="gateway") as db:
             ended = SessionLog(db).end_stale()
         if ended:

@@ -1,7 +1,18 @@
 """Recording a session as an asciicast v2 file (asciinema's format): a JSON
 header line, then one JSON line per event: ``[seconds, "o", text]`` for
 output, ``"i"`` for input (when the setting asks for it), ``"r"`` for a
-resize (``"COLSxROWS"``) and ``"m"`` for a marker (a guard refusal)."""
+resize (``"COLSxROWS"``) and ``"m"`` for a marker (a guard refusal).
+
+Bulk output is the costly case (every byte a user's ``cat`` shows is
+written here), so ASCII output, the common case, goes from the server's
+bytes to the file's bytes without becoming text: the few bytes JSON escapes
+are replaced in place (:func:`json_ascii`), the same escapes as
+``json.dumps``. Other output is decoded (UTF-8, invalid bytes replaced, a
+character cut between two reads joined) and written by ``json.dumps``. The
+events are held and written with one ``writev`` (no copy is made to join
+them) when a megabyte is held, at the first event a second after the last
+write, and at the end.
+"""
 from __future__ import annotations
 
 import codecs
@@ -10,56 +21,96 @@ import os
 import time
 from pathlib import Path
 
+# what json.dumps(…, ensure_ascii=False) writes for the bytes it escapes
+ESCAPES = {byte: json.dumps(chr(byte))[1:-1].encode() for byte in (*range(0x20), 0x22, 0x5C)}
+NOT_ESCAPED = bytes(b for b in range(256) if b not in ESCAPES)
+BACKSLASH = 0x5C
+
+
+def json_ascii(data: bytes) -> bytes:
+    """The JSON string (without its quotes) of ASCII ``data``, as json.dumps
+    writes it: a pass to find the bytes to escape, and one per kind found
+    (usually CR and LF: single bytes are replaced many times faster than the
+    pair)."""
+    escaped = data.translate(None, NOT_ESCAPED)  # only the bytes to escape, usually few
+    if not escaped:
+        return data
+    if BACKSLASH in escaped:  # first: the other escapes add backslashes
+        data = data.replace(b"\\", b"\\\\")
+    for byte, replacement in ESCAPES.items():
+        if byte != BACKSLASH and byte in escaped:
+            data = data.replace(bytes((byte,)), replacement)
+    return data
+
 
 class Recording:
+    FLUSH_AT = 1 << 20  # bytes held before they are written
+
     def __init__(self, path: Path, *, cols: int, rows: int, term: str, title: str,
                  record_input: bool):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        self.file = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self.held: list[bytes] = []  # written together by flush(), without joining them
+        self.held_bytes = 0
         self.started = time.monotonic()
         self.record_input = record_input
         self.decoders = {"o": codecs.getincrementaldecoder("utf-8")("replace"),
                          "i": codecs.getincrementaldecoder("utf-8")("replace")}
         header = {"version": 2, "width": cols, "height": rows, "timestamp": int(time.time()),
                   "title": title, "env": {"TERM": term or "dumb"}}
-        self.file.write(json.dumps(header) + "\n")
+        self.held.append(json.dumps(header).encode() + b"\n")
         self.last_flush = self.started
 
-    def _event(self, kind: str, text: str) -> None:
+    def _event(self, kind: str, text: bytes) -> None:
+        """One event line; ``text`` is the event's JSON string without quotes."""
         now = time.monotonic()
-        self.file.write(json.dumps([round(now - self.started, 6), kind, text],
-                                   ensure_ascii=False) + "\n")
-        if now - self.last_flush > 1:
-            self.file.flush()
+        self.held += (b'[%r, "%s", "' % (round(now - self.started, 6), kind.encode()), text,
+                      b'"]\n')
+        self.held_bytes += len(text)
+        if self.held_bytes > self.FLUSH_AT or len(self.held) > 900 or now - self.last_flush > 1:
+            self.flush()
             self.last_flush = now
 
-    def _text(self, kind: str, data: bytes) -> str:
+    def flush(self) -> None:
+        pieces = self.held
+        while pieces:
+            written = os.writev(self.fd, pieces)
+            while pieces and written >= len(pieces[0]):
+                written -= len(pieces[0])
+                pieces.pop(0)
+            if pieces and written:
+                pieces[0] = pieces[0][written:]
+        self.held_bytes = 0
+
+    def _data(self, kind: str, data: bytes) -> None:
         decoder = self.decoders[kind]
         if data.isascii() and not decoder.getstate()[0]:
-            return data.decode("ascii")  # the common case, many times faster
-        return decoder.decode(data)
+            self._event(kind, json_ascii(data))  # the common case, many times faster
+            return
+        text = decoder.decode(data)
+        if text:
+            self._event(kind, json.dumps(text, ensure_ascii=False)[1:-1].encode())
 
     def output(self, data: bytes) -> None:
-        text = self._text("o", data)
-        if text:
-            self._event("o", text)
+        if data:
+            self._data("o", data)
 
     def input(self, data: bytes) -> None:
-        if self.record_input:
-            text = self._text("i", data)
-            if text:
-                self._event("i", text)
+        if self.record_input and data:
+            self._data("i", data)
 
     def resize(self, cols: int, rows: int) -> None:
-        self._event("r", f"{cols}x{rows}")
+        self._event("r", f"{cols}x{rows}".encode())
 
     def marker(self, label: str) -> None:
-        self._event("m", label)
+        self._event("m", json.dumps(label, ensure_ascii=False)[1:-1].encode())
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.flush()
+        finally:
+            os.close(self.fd)
 
 
 def read_cast(path: Path) -> tuple[dict, list[list]]:

@@ -75,12 +75,23 @@ def read_line(fd: int, secret: bool) -> str | None:
             os.write(2, b"\r\n")
 
 
+def write_all(fd: int, data) -> None:
+    """All of ``data`` to ``fd`` (a write cut short by a signal, the window
+    size's SIGWINCH, writes only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class Client:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.reader = wire.Reader(sock)
         self.stdin_open = True
         self.saved_tty = None
+        self.left = 0  # bytes of the current output frame still to come
+        self.left_fd = 1
+        self.splice = hasattr(os, "splice")
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -104,9 +115,9 @@ class Client:
 
     def handle(self, kind: bytes, payload) -> int | None:
         if kind == b"O":
-            os.write(1, payload)
+            write_all(1, payload)
         elif kind == b"E":
-            os.write(2, payload)
+            write_all(2, payload)
         elif "prompt" in payload:
             os.write(2, payload["prompt"].encode())
             answer = read_line(0, payload.get("secret", False))
@@ -130,6 +141,9 @@ class Client:
         signal.signal(signal.SIGWINCH, lambda *_: None)
         signal.set_wakeup_fd(wake_w)
         os.write(wake_w, b"\0")  # the size now: the window may have changed during the menu
+        code = self.drain()  # frames that came with the start
+        if code is not None:
+            return code
         while True:
             watched = [self.sock, wake_r] + ([0] if self.stdin_open else [])
             readable, _, _ = select.select(watched, [], [])
@@ -145,11 +159,47 @@ class Client:
                     self.stdin_open = False
                     self.send(wire.message(eof=True))
             if self.sock in readable:
-                self.reader.feed()
-                for kind, payload in self.reader.frames():
-                    code = self.handle(kind, payload)
-                    if code is not None:
-                        return code
+                code = self.receive()
+                if code is not None:
+                    return code
+
+    def receive(self) -> int | None:
+        """What the service sent. Bulk output goes from the socket to its fd
+        as it comes (spliced where the fd is a pipe), not through the frame
+        buffer."""
+        if self.left:
+            self.left -= self.pass_on(min(self.left, wire.MAX_FRAME))
+            return None
+        self.reader.feed()
+        return self.drain()
+
+    def drain(self) -> int | None:
+        for kind, payload in self.reader.frames():
+            code = self.handle(kind, payload)
+            if code is not None:
+                return code
+        started = self.reader.partial_data()
+        if started:
+            kind, held, self.left = started
+            self.left_fd = 1 if kind == b"O" else 2
+            write_all(self.left_fd, held)
+        return None
+
+    def pass_on(self, most: int) -> int:
+        if self.splice:
+            try:
+                moved = os.splice(self.sock.fileno(), self.left_fd, most)
+            except OSError:  # neither end is a pipe (a terminal): copy
+                self.splice = False
+            else:
+                if not moved:
+                    raise wire.Closed()
+                return moved
+        data = self.sock.recv(most)
+        if not data:
+            raise wire.Closed()
+        write_all(self.left_fd, data)
+        return len(data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pexpect
+import pytest
 import pyotp
 from sqlalchemy import select
 
@@ -142,3 +144,17 @@ def test_window_resize_reaches_the_remote(site):
     child.expect(r"40 132")
     child.sendline("exit")
     assert finish(child) == 0
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["pipe", "terminal"])
+def test_bulk_output_arrives_whole_and_in_order(site, tty):
+    """Megabytes in frames ezsh passes on as they come (spliced into sshd's
+    pipe, or copied to the terminal), byte for byte."""
+    argv = site.world.ssh_argv("ezgw_alice", "web1", "seq 1 400000", tty=tty)
+    done = subprocess.run(argv, input=f"{PASSWORD}\n".encode(), capture_output=True, timeout=120)
+    expected = subprocess.run(["seq", "1", "400000"], capture_output=True).stdout
+    assert done.returncode == 0
+    if tty:  # the prompt shares the terminal, and the terminal ends lines with CR LF
+        assert done.stdout.replace(b"\r\n", b"\n").endswith(b"\n" + expected)
+    else:
+        assert done.stdout == expected and len(expected) > 2_000_000
