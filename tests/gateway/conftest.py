@@ -5,6 +5,7 @@ instances as target servers, and the gateway service on this back end's
 database."""
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,31 @@ if os.geteuid() != 0:  # pragma: no cover - the project's machines run tests as 
 
 USERS = ("ezgw_alice", "ezgw_bob")
 TARGET_ACCOUNT = "ezgw_target"
+HERE = Path(__file__).parent
+# held while a test session uses the accounts: they are one set per machine
+ACCOUNTS_LOCK = Path("/tmp/ezgw-accounts.lock")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The system accounts are one set per machine, so every gateway test
+    runs on the same xdist worker (bin/test passes --dist loadgroup); two
+    workers would each sweep away the other's accounts."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("gateway-accounts"))
 
 
 @pytest.fixture(scope="session")
 def accounts():
     """The test accounts: swept first (a failed run may have left some),
-    removed at the end, whatever happened."""
+    removed at the end, whatever happened. Another test run on this machine
+    (another checkout) that uses them is waited for."""
+    with ACCOUNTS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _accounts()
+
+
+def _accounts():
     harness.sweep_accounts()
     harness.make_gateway_group()
     harness.EZSH_HOME.mkdir(mode=0o755, exist_ok=True)
