@@ -19,12 +19,20 @@ import pexpect
 
 from support.net import free_port
 
-ACCOUNT_PREFIX = "ezgw_"
-GATEWAY_GROUP = "ezgw_users"
+# One set of test accounts per test process: pytest-xdist's workers (gw0,
+# gw1 …) run side by side and would each sweep away the other's, so theirs
+# are ezgw0_…, ezgw1_…; a run without workers (and the bench) uses ezgw_.
+ACCOUNT_PREFIX = f"ezgw{os.environ.get('PYTEST_XDIST_WORKER', '').removeprefix('gw')}_"
+GATEWAY_GROUP = f"{ACCOUNT_PREFIX}users"
 VENV_BIN = Path(sys.executable).parent
-EZSH_HOME = Path("/tmp/ezgw-ezsh")  # the test accounts' login shell lives here
+EZSH_HOME = Path(f"/tmp/{ACCOUNT_PREFIX}ezsh")  # the test accounts' login shell lives here
 SSHD = "/usr/sbin/sshd"
 TOP = Path(__file__).resolve().parents[1]  # the checkout
+
+
+def account(name: str) -> str:
+    """This test process's name for the test account ``name``."""
+    return ACCOUNT_PREFIX + name
 
 
 def run(*argv: str) -> None:

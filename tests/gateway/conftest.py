@@ -1,5 +1,5 @@
 """The gateway's world for a test session: real system accounts whose login
-shell is ``ezsh`` (prefix ``ezgw_``, removed afterwards and swept at the
+shell is ``ezsh`` (prefix ``ezgw_``, or ``ezgw0_``… per xdist worker, removed afterwards and swept at the
 start of the next run after a crash), a real sshd as the gateway, real sshd
 instances as target servers, and the gateway service on this back end's
 database."""
@@ -26,20 +26,11 @@ if os.geteuid() != 0:  # pragma: no cover - the project's machines run tests as 
     pytest.skip("the gateway tests make system accounts: they run as root",
                 allow_module_level=True)
 
-USERS = ("ezgw_alice", "ezgw_bob")
-TARGET_ACCOUNT = "ezgw_target"
-HERE = Path(__file__).parent
-# held while a test session uses the accounts: they are one set per machine
-ACCOUNTS_LOCK = Path("/tmp/ezgw-accounts.lock")
-
-
-def pytest_collection_modifyitems(config, items):
-    """The system accounts are one set per machine, so every gateway test
-    runs on the same xdist worker (bin/test passes --dist loadgroup); two
-    workers would each sweep away the other's accounts."""
-    for item in items:
-        if HERE in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("gateway-accounts"))
+USERS = (harness.account("alice"), harness.account("bob"))
+TARGET_ACCOUNT = harness.account("target")
+# held while a test session uses this process's accounts (ezgw0_…: see
+# support/gateway.py): the same worker of another test run waits for it
+ACCOUNTS_LOCK = Path(f"/tmp/{harness.ACCOUNT_PREFIX}accounts.lock")
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +114,7 @@ def world(accounts, database_url, tmp_path_factory):
 @dataclass
 class Site:
     """The ezpyr data of one test: a user group with guard rules, the users
-    (accounts ezgw_alice, ezgw_bob), servers web1 and web2 on the target
+    (accounts alice and bob, with this process's prefix), servers web1 and web2 on the target
     sshd instances, and access for the group to web1 only."""
 
     world: World

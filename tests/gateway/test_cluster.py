@@ -23,6 +23,9 @@ from tests.conftest import CHEAP_ARGON2
 from tests.factories import PASSWORD
 from support import gateway as harness
 
+ALICE = harness.account("alice")
+TARGET = harness.account("target")
+
 pytestmark = pytest.mark.slow
 
 
@@ -42,7 +45,7 @@ def cluster(tmp_path, backend, tmp_path_factory, world):
             service = harness.GatewayProcess(node.ini, sock)
             sshd = harness.Sshd(node.dir, "gateway-sshd",
                                 harness.gateway_block(sock, harness.EZSH_HOME / "ezsh"))
-            sshd.authorize("ezgw_alice", Path(f"{world.user_keys['ezgw_alice']}.pub").read_text())
+            sshd.authorize(ALICE, Path(f"{world.user_keys[ALICE]}.pub").read_text())
             service.start()
             sshd.start()
             gateways[node.name] = (node, service, sshd)
@@ -56,7 +59,7 @@ def cluster(tmp_path, backend, tmp_path_factory, world):
 
 
 def one_shot(world, sshd, text: str) -> tuple[int, str]:
-    argv = harness.ssh_argv(sshd.port, "ezgw_alice", world.user_keys["ezgw_alice"], "web",
+    argv = harness.ssh_argv(sshd.port, ALICE, world.user_keys[ALICE], "web",
                             f"echo {text}-$((1+1))")
     child = harness.spawn(argv)
     child.expect("ezpyr password for ")
@@ -75,17 +78,17 @@ def test_the_gateway_works_on_either_node_and_with_the_other_down(cluster, world
     (master, gw_master, sshd_master), (slave, gw_slave, sshd_slave) = cluster.values()
     target = world.targets["web2"]
     with master.env.session(actor="test") as db:
-        user = UserService(db, Passwords.from_settings(CHEAP_ARGON2)).create("ezgw_alice",
+        user = UserService(db, Passwords.from_settings(CHEAP_ARGON2)).create(ALICE,
                                                                              PASSWORD)
         UserKeyService(db).add(
-            user, Path(f"{world.user_keys['ezgw_alice']}.pub").read_text(), "laptop")
+            user, Path(f"{world.user_keys[ALICE]}.pub").read_text(), "laptop")
         server = Server(name="web", host="127.0.0.1", port=target.port,
-                        remote_user="ezgw_target")
+                        remote_user=TARGET)
         db.add(server)
         db.flush()
         db.add(AccessRule(user=user, server=server))
         key = GatewayKeyService(db, master.env.secret_box).current()
-        target.authorize("ezgw_target", key.public_key)
+        target.authorize(TARGET, key.public_key)
 
     def on_slave():
         with slave.env.session() as db:

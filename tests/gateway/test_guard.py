@@ -13,6 +13,9 @@ from sqlalchemy import select
 
 from ezpyr.gateway.models import GatewaySession
 from tests.factories import PASSWORD
+from support import gateway as harness
+
+ALICE = harness.account("alice")
 
 REFUSED = "the command guard refuses"
 SHELL_PROMPT = r"~\$ "
@@ -33,7 +36,7 @@ def guarded(site):
 
 
 def one_shot(site, command: str) -> tuple[int, str]:
-    child = site.world.ssh("ezgw_alice", "web1", command)
+    child = site.world.ssh(ALICE, "web1", command)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(pexpect.EOF)
@@ -77,7 +80,7 @@ def test_allowed_one_shot_runs(guarded, marker):
 
 
 def interactive(site):
-    child = site.world.ssh("ezgw_alice", "web1", tty=True)
+    child = site.world.ssh(ALICE, "web1", tty=True)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(SHELL_PROMPT)
@@ -185,7 +188,7 @@ def test_allowed_interactive_commands_run(guarded, marker):
 
 
 def test_a_shell_started_as_a_one_shot_command_with_a_terminal_is_guarded(guarded, marker):
-    child = guarded.world.ssh("ezgw_alice", "web1", "bash", tty=True)
+    child = guarded.world.ssh(ALICE, "web1", "bash", tty=True)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(SHELL_PROMPT)

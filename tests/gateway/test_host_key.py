@@ -17,10 +17,14 @@ from ezpyr.replication.models import OutboxEntry
 from ezpyr.servers.models import Server
 from tests.conftest import app_settings
 from tests.factories import PASSWORD, login, make_admin, post
+from support import gateway as harness
+
+ALICE = harness.account("alice")
+MARKER = Path(f"/tmp/{harness.ACCOUNT_PREFIX}should-not-run")
 
 
 def one_shot(site, command="echo through"):
-    child = site.world.ssh("ezgw_alice", "web1", command)
+    child = site.world.ssh(ALICE, "web1", command)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(pexpect.EOF)
@@ -50,11 +54,11 @@ def test_pinned_on_first_connect_refused_when_changed_reset_on_the_servers_page(
     web1.new_host_key()
     try:
         new = openssh_fingerprint(presented_key(web1))
-        status, output = one_shot(site, "touch /tmp/ezgw-should-not-run")
+        status, output = one_shot(site, f"touch {MARKER}")
         assert status == 255
         flat = " ".join(output.split())
         assert old in flat and new in flat and "refused" in flat
-        assert not Path("/tmp/ezgw-should-not-run").exists()
+        assert not MARKER.exists()
 
         make_admin(site.dbsession, passwords)
         panel = webtest.TestApp(main({}, **app_settings(database_url, **{"ezpyr.engine": engine})))
@@ -69,7 +73,7 @@ def test_pinned_on_first_connect_refused_when_changed_reset_on_the_servers_page(
         site.dbsession.expire_all()
         assert site.dbsession.get(Server, server.id).host_key == presented_key(web1)
     finally:
-        Path("/tmp/ezgw-should-not-run").unlink(missing_ok=True)
+        MARKER.unlink(missing_ok=True)
 
 
 def test_cli_resets_the_pin(site):

@@ -30,6 +30,9 @@ from ezpyr.gateway import wire
 from ezpyr.gateway.models import GatewaySession
 from tests.factories import PASSWORD
 from tests.hostile.conftest import HOSTILE, NOT_UTF8, TEXT, snapshot
+from support import gateway as harness
+
+ALICE = harness.account("alice")
 
 # text as a terminal delivers it (ezsh decodes invalid UTF-8 with replacement
 # characters), and as a client that is not ezsh may send it (lone surrogates)
@@ -82,7 +85,7 @@ def converse(world, first: bytes, answers: list, *, upfront: bool = False) -> Ou
     frames the service may not answer)."""
     outcome = Outcome()
     text = bytearray()
-    with connect_as("ezgw_alice", world.service.socket_path) as sock:
+    with connect_as(ALICE, world.service.socket_path) as sock:
         sock.settimeout(60)
         sock.sendall(first)
         if upfront:
@@ -245,7 +248,7 @@ def test_frames_that_are_not_ezshs_are_refused(site, unchanged, first, answers):
 def test_window_changes_in_a_session_never_break_it(site, unchanged, resizes):
     """The one request here that goes through (to web1, so a session row is
     expected: counted and removed again for the unchanged check)."""
-    with connect_as("ezgw_alice", site.world.service.socket_path) as sock:
+    with connect_as(ALICE, site.world.service.socket_path) as sock:
         sock.settimeout(60)
         sock.sendall(hello(command="web1 sleep 0.2; echo done"))
         reader = wire.Reader(sock)

@@ -18,6 +18,8 @@ from tests.conftest import SECRET_KEY
 from tests.factories import PASSWORD
 from support import gateway as harness
 
+ALICE = harness.account("alice")
+
 
 def as_account(name: str, code: str) -> subprocess.CompletedProcess:
     """Python code run as the system account ``name`` (its uid, gid, groups)."""
@@ -44,21 +46,21 @@ def test_a_gateway_user_reads_no_secret(site, database_url):
     if database_url.startswith("sqlite"):
         targets.append(database_url.split("///", 1)[1])
     for path in targets:
-        done = as_account("ezgw_alice", unreadable(path))
+        done = as_account(ALICE, unreadable(path))
         assert done.stdout.startswith("DENIED"), (path, done.stdout, done.stderr)
     # listing the service's open files says nothing either
-    listing = as_account("ezgw_alice",
+    listing = as_account(ALICE,
                          f"import os\ntry:\n    os.listdir('/proc/{service_pid}/fd')\n"
                          "    print('LISTED')\nexcept OSError:\n    print('DENIED')\n")
     assert listing.stdout.strip() == "DENIED"
 
 
 def test_ezsh_holds_no_secret(site):
-    child = site.world.ssh("ezgw_alice", "web1", tty=True)
+    child = site.world.ssh(ALICE, "web1", tty=True)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(r"~\$ ")
-    uid = pwd.getpwnam("ezgw_alice").pw_uid
+    uid = pwd.getpwnam(ALICE).pw_uid
     ezsh = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_ezsh(p, uid)]
     assert ezsh, "no ezsh process of ezgw_alice found"
     private_key = site.gateway_key.private_key_encrypted  # encrypted form: not even that
@@ -87,7 +89,7 @@ def test_forwarding_through_the_gateway_is_refused(site):
     target_port = world.targets["web1"].port
     local_port = harness.free_port()
     # -L: the gateway refuses to open the channel when the forward is used
-    child = harness.spawn(world.ssh_argv("ezgw_alice", "-N", "-L",
+    child = harness.spawn(world.ssh_argv(ALICE, "-N", "-L",
                                          f"127.0.0.1:{local_port}:127.0.0.1:{target_port}"))
     try:
         deadline = time.monotonic() + 20
@@ -105,13 +107,13 @@ def test_forwarding_through_the_gateway_is_refused(site):
     finally:
         child.terminate(force=True)
     # -R: the gateway refuses the remote listener
-    child = harness.spawn(world.ssh_argv("ezgw_alice", "-N", "-o", "ExitOnForwardFailure=yes",
+    child = harness.spawn(world.ssh_argv(ALICE, "-N", "-o", "ExitOnForwardFailure=yes",
                                          "-R", f"127.0.0.1:{harness.free_port()}:127.0.0.1:22"))
     child.expect("remote port forwarding failed")
     child.expect(pexpect.EOF)
     # -W: stdio forwarding is a direct-tcpip channel: refused too
     refusals = world.gateway.log().count("refused local port forward")
-    child = harness.spawn(world.ssh_argv("ezgw_alice", "-W", f"127.0.0.1:{target_port}"))
+    child = harness.spawn(world.ssh_argv(ALICE, "-W", f"127.0.0.1:{target_port}"))
     child.expect(pexpect.EOF)
     assert b"SSH-2.0" not in child.before
     assert world.gateway.log().count("refused local port forward") == refusals + 1

@@ -18,6 +18,9 @@ from ezpyr.gateway.models import GatewaySession
 from ezpyr.gateway.recording import read_cast
 from tests.conftest import ROOT, app_settings
 from tests.factories import PASSWORD, login, make_admin, post
+from support import gateway as harness
+
+ALICE = harness.account("alice")
 
 SHELL_PROMPT = r"~\$ "
 SHOTS = ROOT / "test-artifacts" / "browser" / "gateway"
@@ -40,7 +43,7 @@ def admin_panel(panel, site, passwords):
 
 
 def run_session(site):
-    child = site.world.ssh("ezgw_alice", "web1", tty=True)
+    child = site.world.ssh(ALICE, "web1", tty=True)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(SHELL_PROMPT)
@@ -70,8 +73,8 @@ def test_sessions_page_lists_shows_and_downloads(site, admin_panel):
     row = run_session(site)
     page = admin_panel.get("/sessions")
     assert "Logs of this node only" in page.text
-    assert "ezgw_alice" in page.text and "web1" in page.text
-    assert "ezgw_alice" not in admin_panel.get("/sessions", {"username": "nobody"}).text.split(
+    assert ALICE in page.text and "web1" in page.text
+    assert ALICE not in admin_panel.get("/sessions", {"username": "nobody"}).text.split(
         "<tbody>")[1]
     shown = admin_panel.get(f"/sessions/{row.id}")
     assert "asciinema-player.min.js" in shown.text and "Terminate" not in shown.text
@@ -82,7 +85,7 @@ def test_sessions_page_lists_shows_and_downloads(site, admin_panel):
 
 
 def test_terminate_ends_a_live_session(site, admin_panel):
-    child = site.world.ssh("ezgw_alice", "web1", tty=True)
+    child = site.world.ssh(ALICE, "web1", tty=True)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(SHELL_PROMPT)
@@ -158,7 +161,7 @@ def test_cli_lists_shows_exports_and_terminates(site, tmp_path):
     missing = admin_cli(site, "sessions", "show", "no-such-id")
     assert missing.returncode == 2 and "No session" in missing.stderr
 
-    child = site.world.ssh("ezgw_alice", "web1", tty=True)
+    child = site.world.ssh(ALICE, "web1", tty=True)
     child.expect("ezpyr password for ")
     child.sendline(PASSWORD)
     child.expect(SHELL_PROMPT)

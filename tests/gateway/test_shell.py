@@ -14,6 +14,9 @@ from ezpyr.auth.models import LoginThrottle
 from ezpyr.gateway.models import GatewaySession
 from ezpyr.settings.services import SettingsService
 from tests.factories import PASSWORD
+from support import gateway as harness
+
+ALICE = harness.account("alice")
 
 PROMPT = r"Server \(number or name"
 
@@ -30,22 +33,22 @@ def finish(child) -> int:
 
 
 def test_one_shot_returns_output_and_status(site):
-    child = site.world.ssh("ezgw_alice", "web1", "echo hi; exit 3")
+    child = site.world.ssh(ALICE, "web1", "echo hi; exit 3")
     sign_in(child)
     child.expect("hi")
     assert finish(child) == 3
     row = site.dbsession.scalars(select(GatewaySession)).one()
-    assert (row.username, row.server_name, row.exit_status) == ("ezgw_alice", "web1", 3)
+    assert (row.username, row.server_name, row.exit_status) == (ALICE, "web1", 3)
     assert row.command == "echo hi; exit 3" and row.ended_at is not None
 
 
 def test_wrong_password_refused_and_counted_toward_the_panels_lockout(site):
-    child = site.world.ssh("ezgw_alice", "web1", "echo hi")
+    child = site.world.ssh(ALICE, "web1", "echo hi")
     sign_in(child, "not-the-password")
     child.expect("Wrong username or password")
     assert finish(child) == 1
     counts = {row.kind: row.failures for row in site.dbsession.scalars(
-        select(LoginThrottle).where(LoginThrottle.username == "ezgw_alice"))}
+        select(LoginThrottle).where(LoginThrottle.username == ALICE))}
     assert counts == {"pair": 1, "account": 1}  # the same counts as the panel's sign-in
     actions = site.dbsession.scalars(select(ActivityEntry.action)).all()
     assert "gateway.refused" in actions and "gateway.sign_in" not in actions
@@ -55,10 +58,10 @@ def test_locked_user_refused_even_with_the_right_password(site):
     SettingsService(site.dbsession).update(lockout_threshold=2)
     site.dbsession.commit()
     for _ in range(2):
-        child = site.world.ssh("ezgw_alice", "web1", "echo hi")
+        child = site.world.ssh(ALICE, "web1", "echo hi")
         sign_in(child, "wrong")
         assert finish(child) == 1
-    child = site.world.ssh("ezgw_alice", "web1", "echo went-through")
+    child = site.world.ssh(ALICE, "web1", "echo went-through")
     sign_in(child)
     child.expect("locked")
     child.expect(pexpect.EOF)
@@ -66,9 +69,9 @@ def test_locked_user_refused_even_with_the_right_password(site):
 
 
 def test_suspended_user_refused(site):
-    site.users["ezgw_alice"].suspended = True
+    site.users[ALICE].suspended = True
     site.dbsession.commit()
-    child = site.world.ssh("ezgw_alice", "web1", "echo hi")
+    child = site.world.ssh(ALICE, "web1", "echo hi")
     sign_in(child)
     child.expect("suspended")
     assert finish(child) == 1
@@ -76,16 +79,16 @@ def test_suspended_user_refused(site):
 
 def test_password_and_totp_code(site, secret_box):
     secret = pyotp.random_base32()
-    user = site.users["ezgw_alice"]
+    user = site.users[ALICE]
     user.totp_secret, user.totp_enabled = secret_box.encrypt(secret), True
     site.dbsession.commit()
-    child = site.world.ssh("ezgw_alice", "web1", "echo signed-in")
+    child = site.world.ssh(ALICE, "web1", "echo signed-in")
     sign_in(child)
     child.expect("TOTP code: ")
     child.sendline("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
     child.expect("code")
     assert finish(child) == 1
-    child = site.world.ssh("ezgw_alice", "web1", "echo signed-in")
+    child = site.world.ssh(ALICE, "web1", "echo signed-in")
     sign_in(child)
     child.expect("TOTP code: ")
     child.sendline(pyotp.TOTP(secret).now())
@@ -94,7 +97,7 @@ def test_password_and_totp_code(site, secret_box):
 
 
 def test_menu_lists_exactly_the_effective_access_and_connects_by_number_and_name(site):
-    child = site.world.ssh("ezgw_alice", tty=True)
+    child = site.world.ssh(ALICE, tty=True)
     sign_in(child)
     child.expect(PROMPT)
     listing = child.before.decode()
@@ -107,7 +110,7 @@ def test_menu_lists_exactly_the_effective_access_and_connects_by_number_and_name
     assert finish(child) == 5
 
     site.grant("web2")
-    child = site.world.ssh("ezgw_alice", tty=True)
+    child = site.world.ssh(ALICE, tty=True)
     sign_in(child)
     child.expect(PROMPT)
     assert "web2" in child.before.decode()
@@ -123,7 +126,7 @@ def test_menu_lists_exactly_the_effective_access_and_connects_by_number_and_name
 def test_unreachable_and_unknown_servers_get_the_same_answer(site):
     answers = []
     for name in ("web2", "nosuch"):
-        child = site.world.ssh("ezgw_alice", name, "true")
+        child = site.world.ssh(ALICE, name, "true")
         sign_in(child)
         child.expect(pexpect.EOF)
         answers.append(child.before.decode().strip().replace(name, "NAME"))
@@ -133,7 +136,7 @@ def test_unreachable_and_unknown_servers_get_the_same_answer(site):
 
 
 def test_window_resize_reaches_the_remote(site):
-    child = site.world.ssh("ezgw_alice", "web1", tty=True, cols=100, rows=30)
+    child = site.world.ssh(ALICE, "web1", tty=True, cols=100, rows=30)
     sign_in(child)
     child.expect(r"\$ ")
     child.sendline("stty size")
@@ -150,7 +153,7 @@ def test_window_resize_reaches_the_remote(site):
 def test_bulk_output_arrives_whole_and_in_order(site, tty):
     """Megabytes in frames ezsh passes on as they come (spliced into sshd's
     pipe, or copied to the terminal), byte for byte."""
-    argv = site.world.ssh_argv("ezgw_alice", "web1", "seq 1 400000", tty=tty)
+    argv = site.world.ssh_argv(ALICE, "web1", "seq 1 400000", tty=tty)
     done = subprocess.run(argv, input=f"{PASSWORD}\n".encode(), capture_output=True, timeout=120)
     expected = subprocess.run(["seq", "1", "400000"], capture_output=True).stdout
     assert done.returncode == 0
