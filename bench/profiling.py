@@ -1,9 +1,14 @@
 """Optional sampling profiles of the bench's processes with py-spy (``pip install py-spy``;
 attaching needs root or ptrace rights). ``--profile DIR`` of bench/replication.py uses it:
-one raw (collapsed-stack) file per process and phase, and a summary of where the time goes."""
+one raw (collapsed-stack) file per process and phase, and a summary of where the time goes.
+
+With EZPYR_PROFILE_CPU=1 in the environment only the thread holding the GIL is sampled
+(py-spy --gil): where the CPU goes, without the threads that wait on a socket, which
+py-spy's idle detection does not always leave out."""
 from __future__ import annotations
 
 import collections
+import os
 import re
 import shutil
 import signal
@@ -36,7 +41,7 @@ class Profiler:
         out = self.outdir / f"{name}.txt"
         log = open(self.outdir / f"{name}.py-spy.log", "w")
         proc = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw",
-                                 "--output", str(out), "--nonblocking", "--threads"] + (["--idle"] if idle else []),
+                                 "--output", str(out), "--nonblocking", "--threads"] + (["--gil"] if os.environ.get("EZPYR_PROFILE_CPU") else []) + (["--idle"] if idle else []),
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.running.append((name, proc, out))

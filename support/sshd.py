@@ -77,11 +77,13 @@ class NodeSshd:
                              capture_output=True, text=True).stdout
         return out.split()[1]
 
-    def authorize(self, public_key: str) -> None:
+    def authorize(self, public_key: str, lock_wait: float | None = None) -> None:
         """The provisioning key's line, as ezpyr-init prints it, with this
-        node's root and a log of every command the agent runs."""
+        node's root and a log of every command the agent runs (and how long
+        it waits for locks others hold, when given)."""
         command = shlex.join([str(BIN / "ezpyr-account-agent"), "--shell", SHELL, "--root", str(self.root),
-                              "--log", str(self.agent_log)])
+                              "--log", str(self.agent_log)]
+                             + (["--lock-wait", f"{lock_wait:g}"] if lock_wait is not None else []))
         (self.dir / "authorized_keys").write_text(f'restrict,command="{command}" {public_key}\n')
 
     def start(self) -> None:

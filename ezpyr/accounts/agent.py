@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ezpyr.accounts.requests import Refused, check_in_batch, check_request
-from ezpyr.accounts.shadowfiles import BatchFailed, NewAccount, create_accounts, make_home
+from ezpyr.accounts.shadowfiles import LOCK_WAIT, BatchFailed, NewAccount, create_accounts, make_home
 
 GROUP = "ezpyr-users"
 MARKER = "ezpyr managed account"
@@ -54,10 +54,12 @@ class Account:
 
 
 class Agent:
-    def __init__(self, root: str = "/", shell: str = "", log: str | None = None):
+    def __init__(self, root: str = "/", shell: str = "", log: str | None = None,
+                 lock_wait: float = LOCK_WAIT):
         self.root = Path(root)
         self.shell = shell or str(Path(sys.executable).parent / "ezsh")
         self.log = log
+        self.lock_wait = lock_wait
         self.ran: list[str] = []
 
     # -- the system's files, read under the root --------------------------
@@ -160,7 +162,7 @@ class Agent:
         self.note(self.made(*(a.username for a in accounts)), answer=False)
         try:
             made = create_accounts(self.root, accounts, shell=self.shell, comment=MARKER, group=GROUP,
-                                   home_base=HOME_BASE)
+                                   home_base=HOME_BASE, lock_wait=self.lock_wait)
         except (BatchFailed, OSError) as error:
             return {a.username: f"accounts not made: {error}" for a in accounts}
         result = {a.username: a.error for a in accounts}
@@ -357,14 +359,27 @@ class Agent:
             stdout.flush()
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 600")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ezpyr-account-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="/", help="the accounts' root directory (default /)")
     parser.add_argument("--shell", default="", help="the login shell (default: ezsh beside this Python)")
     parser.add_argument("--log", default=None, help="append every command run to this file")
+    parser.add_argument("--lock-wait", type=_seconds, default=LOCK_WAIT, metavar="SECONDS",
+                        help=f"how long to wait for the account files' locks that another program "
+                             f"(useradd, passwd) holds before giving up on a batch (default {LOCK_WAIT:g})")
     args = parser.parse_args(argv)
     os.umask(0o077)
-    Agent(args.root, args.shell, args.log).serve(sys.stdin.buffer, sys.stdout.buffer)
+    Agent(args.root, args.shell, args.log, args.lock_wait).serve(sys.stdin.buffer, sys.stdout.buffer)
     return 0
 
 

@@ -304,7 +304,8 @@ def _found(lookup, key) -> bool:
 
 
 def create_accounts(root: Path, accounts: list[NewAccount], *, shell: str, comment: str, group: str,
-                    home_base: str = "/home", today: int | None = None) -> list[NewAccount]:
+                    home_base: str = "/home", today: int | None = None,
+                    lock_wait: float = LOCK_WAIT) -> list[NewAccount]:
     """Adds ``accounts`` to the files under ``root`` in one locked write
     (see the module's text). An account that cannot be made (its name or
     its group's name taken meanwhile) gets its ``error`` and the others go
@@ -319,7 +320,7 @@ def create_accounts(root: Path, accounts: list[NewAccount], *, shell: str, comme
     etc = root / "etc"
     today = today if today is not None else (dt.datetime.now(dt.timezone.utc).date()
                                              - dt.date(1970, 1, 1)).days
-    with ShadowLock(root):
+    with ShadowLock(root, wait=lock_wait):
         old = {name: (etc / name).read_bytes() if (etc / name).exists() else None for name in FILES}
         if old["passwd"] is None or old["group"] is None:
             raise BatchFailed(f"{etc}/passwd or {etc}/group is missing")

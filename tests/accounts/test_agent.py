@@ -296,16 +296,23 @@ def test_a_batch_waits_for_shadow_utils_locks_and_breaks_stale_ones(node, link):
     assert "max" in node.passwd()
 
 
-def test_a_batch_that_cannot_lock_the_files_makes_nothing(node, link):
+def test_a_batch_that_cannot_lock_the_files_makes_nothing(node):
+    # the agent waits 2 s here, not the 15 s shadow-utils waits (--lock-wait)
+    node.authorize(public_key(str(node.key_file)), lock_wait=2)
+    link = AgentLink("this", node.address, "root", str(node.key_file), None)
     holder = subprocess.Popen(["sleep", "60"])  # a live useradd, say, holding shadow.lock
     (node.root / "etc/shadow.lock").write_bytes(f"{holder.pid}\0".encode())
     passwd = (node.root / "etc/passwd").read_text()
     try:
+        started = time.monotonic()
         answers = [a for _r, a in link.requests([requests.ensure("ned", [], False),
                                                   requests.ensure("ora", [KEY_A], False)])]
+        waited = time.monotonic() - started
     finally:
+        link.close()
         holder.kill()
         holder.wait()
+    assert waited >= 1.9, "the batch gave up before its lock wait"
     for answer in answers:
         assert not answer["ok"] and "is held by another process" in answer["error"], answer
         assert "accounts not made" in answer["error"]
@@ -322,3 +329,12 @@ def test_many_requests_go_in_batches_of_at_most_batch(node, link):
     assert sorted(node.passwd()) == names
     made = [line for line in node.agent_log.read_text().splitlines() if "create-accounts" in line]
     assert len(made) == 2  # one write of the account files per batch
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "601", "nan", ""])
+def test_a_bad_lock_wait_is_refused_with_a_clear_message(value, capsys):
+    from ezpyr.accounts.agent import main
+    with pytest.raises(SystemExit) as exited:
+        main(["--lock-wait", value])
+    assert exited.value.code == 2
+    assert "is not a number of seconds from 0 to 600" in capsys.readouterr().err
