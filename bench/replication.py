@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from profiling import Profiler  # noqa: E402
 from benchlib import (  # noqa: E402
-    Figures, Run, add_secondary, anchor_paths, compare, die_with_parent, load_anchors, log, make_cluster, mysql, pct,
-    rounded, run_writers, scalar, server_fields, size_mismatches, start_all, verify_cli, wait_connected,
+    Figures, Run, add_secondary, anchor_paths, compare, database_url, die_with_parent, load_anchors, log, make_cluster,
+    mysql, pct, rounded, run_writers, scalar, server_fields, size_mismatches, start_all, verify_cli, wait_connected,
 )
 
 
@@ -168,11 +168,11 @@ SERVER_COLUMNS = ("id", "name", "host", "port", "remote_user", "auth_method", "p
                   "group_id", "description", "created_at", "updated_at")
 
 
-def plain_inserts(db: str, threads: int, seconds: float) -> tuple[int, float, list]:
-    """``threads`` threads, each its own connection, single-row autocommit INSERTs of the
-    same rows ezpyr stores, for ``seconds``: (rows, elapsed, latencies ms)."""
+def flat_out(threads: int, seconds: float, connect, write) -> tuple[int, float, list]:
+    """``threads`` threads, each with ``connect()``'s connection, calling ``write(conn, k, now)``
+    for row k after row k (shared counter) as fast as they can for ``seconds``:
+    (rows, elapsed, latencies ms)."""
     import datetime as dt
-    sql = (f"INSERT INTO servers ({', '.join(SERVER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(SERVER_COLUMNS))})")
     counter = iter(range(10 ** 9))
     lock = threading.Lock()
     lat: list[list] = [[] for _ in range(threads)]
@@ -181,21 +181,18 @@ def plain_inserts(db: str, threads: int, seconds: float) -> tuple[int, float, li
     ends = [0.0] * threads
 
     def work(i):
-        conn = mysql(db)
-        with conn.cursor() as c:
-            while time.time() < start:
-                time.sleep(0.001)
-            while True:
-                with lock:
-                    k = next(counter)
-                if time.time() >= deadline:
-                    break
-                f = server_fields(k)
-                now = dt.datetime.utcnow()
-                t0 = time.perf_counter()
-                c.execute(sql, (str(uuid.uuid4()), f"plain-{k:08d}", f["host"], f["port"], f["remote_user"], "key",
-                                None, None, f["description"], now, now))
-                lat[i].append((time.perf_counter() - t0) * 1000)
+        conn = connect()
+        while time.time() < start:
+            time.sleep(0.001)
+        while True:
+            with lock:
+                k = next(counter)
+            if time.time() >= deadline:
+                break
+            now = dt.datetime.utcnow()
+            t0 = time.perf_counter()
+            write(conn, k, now)
+            lat[i].append((time.perf_counter() - t0) * 1000)
         ends[i] = time.time()
         conn.close()
 
@@ -206,6 +203,54 @@ def plain_inserts(db: str, threads: int, seconds: float) -> tuple[int, float, li
         t.join()
     rows = sum(len(x) for x in lat)
     return rows, max(ends) - start, [v for x in lat for v in x]
+
+
+def plain_inserts(db: str, threads: int, seconds: float) -> tuple[int, float, list]:
+    """Single-row autocommit INSERTs (PyMySQL, no ORM) of the same rows ezpyr stores."""
+    sql = (f"INSERT INTO servers ({', '.join(SERVER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(SERVER_COLUMNS))})")
+
+    def write(conn, k, now):
+        f = server_fields(k)
+        with conn.cursor() as c:
+            c.execute(sql, (str(uuid.uuid4()), f"plain-{k:08d}", f["host"], f["port"], f["remote_user"], "key",
+                            None, None, f["description"], now, now))
+
+    return flat_out(threads, seconds, lambda: mysql(db), write)
+
+
+def orm_inserts(db: str, threads: int, seconds: float) -> tuple[int, float, list]:
+    """The fixed stack's floor: the same rows through SQLAlchemy's ORM on PyMySQL, one
+    session and transaction per row as a service commits one, without anything ezpyr adds
+    (no name check, activity entry, outbox entry or capture)."""
+    from sqlalchemy import MetaData, Table, create_engine
+    from sqlalchemy.orm import Session, registry
+
+    engine = create_engine(database_url(db), pool_size=threads,
+                           max_overflow=0)
+    table = Table("servers", MetaData(), autoload_with=engine)
+
+    class Row:
+        def __init__(self, **values):
+            for key, value in values.items():
+                setattr(self, key, value)
+
+    registry().map_imperatively(Row, table)
+
+    def write(_conn, k, now):
+        f = server_fields(k)
+        with Session(engine) as session, session.begin():
+            session.add(Row(id=str(uuid.uuid4()), name=f"orm-{k:08d}", host=f["host"], port=f["port"],
+                            remote_user=f["remote_user"], auth_method="key", password_encrypted=None, group_id=None,
+                            description=f["description"], created_at=now, updated_at=now))
+
+    class NoConnection:
+        def close(self):
+            pass
+
+    try:
+        return flat_out(threads, seconds, NoConnection, write)
+    finally:
+        engine.dispose()
 
 
 def measure_max_rate(figs, primary, secondary, args, run):
@@ -225,6 +270,12 @@ def measure_max_rate(figs, primary, secondary, args, run):
     figs.figure("max_plain_rate", f"b. plain single-row INSERT commits, {w} threads, same MariaDB, no ezpyr",
                 round(plain_rate, 1), "rows/s", rows=rows, seconds=round(elapsed, 2),
                 latency_p50_ms=rounded(pct(lat, 50)), latency_p99_ms=rounded(pct(lat, 99)))
+    rows, elapsed, lat = orm_inserts(plain_db, w, args.max_seconds)
+    orm_rate = rows / elapsed
+    figs.figure("max_orm_rate", f"b. the stack's floor: the same rows through SQLAlchemy's ORM, a transaction each, "
+                f"{w} threads, no ezpyr", round(orm_rate, 1), "rows/s", rows=rows, seconds=round(elapsed, 2),
+                latency_p50_ms=rounded(pct(lat, 50)), latency_p99_ms=rounded(pct(lat, 99)),
+                share_of_plain=rounded(orm_rate / plain_rate if plain_rate else None))
     before = scalar_db(primary.db, "SELECT COUNT(*) FROM servers")
     with primary.connect() as pc:
         seq0 = primary.vector_seq(pc, primary.node_id)
@@ -254,6 +305,8 @@ def measure_max_rate(figs, primary, secondary, args, run):
         figs.note(f"b. {len(errors)} writes failed; first: {errors[0][4]}")
     figs.figure("max_ratio", "b. ezpyr / plain INSERT rate", rounded(rate / plain_rate if plain_rate else None),
                 "x")
+    figs.figure("max_orm_ratio", "b. ezpyr / the stack's floor (ORM, no ezpyr)",
+                rounded(rate / orm_rate if orm_rate else None), "x")
     # the slave was applying all along: how far behind was it when the writers stopped?
     with primary.connect() as pc:
         target = primary.vector_seq(pc, primary.node_id)
