@@ -12,9 +12,11 @@ latency counts the wait for a free thread too):
 
 1. yardstick: ``GET /healthz`` (the same server, no database): the ceiling
    of pserve + waitress + Python on this machine;
-2. reads: ``GET /api/v1/servers?limit=100`` (1,000 servers stored);
-3. writes: ``POST /api/v1/servers``;
-4. a mix: reads and writes at once, at their two rates.
+2. lightest: ``GET /api/v1/me``, the least an API call does (the token's
+   check, its activity entry, a commit): the ceiling of any API read;
+3. reads: ``GET /api/v1/servers?limit=100`` (1,000 servers stored);
+4. writes: ``POST /api/v1/servers``;
+5. a mix: reads and writes at once, at their two rates.
 
 Prints offered and achieved rates, p50/p99 latency, the ratios to the
 yardstick, and the CPU each answer cost the panel process and the load
@@ -73,6 +75,8 @@ def client_process(port: int, token: str, plan: list[tuple[str, float]], start_a
             headers = {"Authorization": f"Bearer {token}"}
             if kind == "health":
                 method, path, body = "GET", "/healthz", None
+            elif kind == "me":
+                method, path, body = "GET", "/api/v1/me", None
             elif kind == "read":
                 method, path, body = "GET", "/api/v1/servers?limit=100", None
             else:
@@ -200,6 +204,9 @@ def main() -> int:
         log(f"yardstick: GET /healthz, offered {args.health_rate:.0f}/s by {CLIENTS} clients")
         health = phase(primary.port, token, "yardstick", {"health": args.health_rate},
                        args.seconds, figures, primary.panel.pid, profiler)
+        log(f"lightest: GET /api/v1/me, offered {args.read_rate:.0f}/s")
+        lightest = phase(primary.port, token, "lightest", {"me": args.read_rate},
+                         args.seconds, figures, primary.panel.pid, profiler)
         log(f"reads: GET /api/v1/servers?limit=100, offered {args.read_rate:.0f}/s")
         reads = phase(primary.port, token, "reads", {"read": args.read_rate},
                       args.seconds, figures, primary.panel.pid, profiler)
@@ -212,6 +219,8 @@ def main() -> int:
         ceiling = health["health"]["achieved"] or float("nan")
         figures.figure("ratio.reads", "reads achieved / yardstick achieved",
                        rounded(reads["read"]["achieved"] / ceiling), "x")
+        figures.figure("ratio.lightest", "GET /api/v1/me achieved / yardstick achieved",
+                       rounded(lightest["me"]["achieved"] / ceiling), "x")
         figures.figure("ratio.writes", "writes achieved / yardstick achieved",
                        rounded(writes["write"]["achieved"] / ceiling), "x")
         figures.note(f"targets: reads >= 500/s with p99 < 100 ms (achieved {reads['read']['achieved']:.0f}/s, "
