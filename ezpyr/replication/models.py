@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Integer, String, Text, UniqueConstraint
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ezpyr.meta import Base, LongText, Timestamp, utcnow
@@ -19,7 +19,12 @@ from ezpyr.meta import Base, LongText, Timestamp, utcnow
 
 class OutboxEntry(Base):
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("origin", "epoch", "seq", name="uq_outbox_stream_seq"),)
+    __table_args__ = (
+        UniqueConstraint("origin", "epoch", "seq", name="uq_outbox_stream_seq"),
+        # what is unsent, already in stream order: the relay reads its next
+        # entries without sorting, and without walking the sent ones
+        Index("ix_outbox_unsent", "sent_at", "origin", "epoch", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     origin: Mapped[str] = mapped_column(String(36))
@@ -32,7 +37,7 @@ class OutboxEntry(Base):
     actor: Mapped[str] = mapped_column(String(64), default="")
     schema_revision: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True, index=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class VersionVectorEntry(Base):

@@ -15,10 +15,14 @@ OUTBOX = OutboxEntry.__table__
 
 
 def unsent(connection: Connection, limit: int = 500) -> list:
-    """Numbered entries not yet confirmed by the broker, in stream order."""
+    """Numbered entries not yet confirmed by the broker, each stream in seq
+    order (older epochs first). Not in id order: the sequencer numbers
+    entries as their commits become visible, so an entry written first can
+    get the later seq; sent in id order, the other node would see a gap,
+    and every resend would send the same gap again."""
     return list(connection.execute(
         select(OUTBOX).where(OUTBOX.c.sent_at.is_(None), OUTBOX.c.seq.is_not(None))
-        .order_by(OUTBOX.c.id).limit(limit)
+        .order_by(OUTBOX.c.origin, OUTBOX.c.epoch, OUTBOX.c.seq).limit(limit)
     ))
 
 

@@ -90,3 +90,26 @@ def test_a_lost_message_is_detected_and_filled_by_a_resend(link):
         resend_from(conn, *gaps[0])
     pump(relay, applier)
     assert slave.tables() == master.tables()
+
+
+def test_entries_numbered_out_of_id_order_travel_in_seq_order(link):
+    """The sequencer numbers entries as they become visible: one written
+    first (a lower id) can become visible last and get the later seq. Sent,
+    and sent again on a resend, they go in seq order: in id order the other
+    node would see a gap that every resend would repeat."""
+    master, slave, relay, applier = link
+    add_groups(master, ["a", "b", "c", "d"])
+    master.outbox()  # numbered 1..4 in id order, as the relay would
+    table = OutboxEntry.__table__
+    with master.engine.begin() as conn:  # as the race leaves them: b (the 2nd id) became visible last
+        ids = list(conn.execute(select(table.c.id).order_by(table.c.id)).scalars())
+        for entry_id, seq in ((ids[1], None), (ids[2], 2), (ids[3], 3), (ids[1], 4)):
+            conn.execute(update(table).where(table.c.id == entry_id).values(seq=seq))
+    reports = pump(relay, applier)
+    assert [r.gap_from for r in reports if r.gap_from] == []
+    assert slave.tables() == master.tables()
+    with master.engine.begin() as conn:
+        assert resend_from(conn, master.id, 1, 1) == 4
+    reports = pump(relay, applier)
+    assert [r.gap_from for r in reports if r.gap_from] == []
+    assert sum(r.duplicates for r in reports) == 4
