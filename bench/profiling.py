@@ -55,7 +55,8 @@ class Profiler:
         out = self.outdir / f"{name}.txt"
         self.running.append((name, None, out))
         return [py_spy(), "record", "--rate", str(self.rate), "--format", "raw", "--output", str(out),
-                "--threads"] + (["--idle"] if idle else []) + ["--", *argv]
+                "--threads"] + (["--gil"] if os.environ.get("EZPYR_PROFILE_CPU") else []) + (
+                    ["--idle"] if idle else []) + ["--", *argv]
 
     def stop(self) -> None:
         """Ends every recording (SIGINT makes py-spy write its file) and writes the summaries."""
