@@ -4,13 +4,15 @@
     .venv/bin/python bench/add.py                          # 100,000 servers + 10,000 users
     .venv/bin/python bench/add.py --smoke                  # 5,000 servers + 500 users
     .venv/bin/python bench/add.py --anchors /tmp/ezpyr-bench-anchors --json out.json
+    .venv/bin/python bench/add.py --profile /tmp/add-profile   # py-spy of both panels, workers, the CLIs
 
 A primary is installed (``ezpyr-init``) on MariaDB + RabbitMQ and filled with
 --servers servers and --users users through the services the panel and
 ``ezpyr-admin`` use (ServerService, UserService; --batch rows per transaction,
 so they sit in its outbox like any admin's changes; not timed). A secondary is
 installed with ``ezpyr-init --secondary``; both panels (pserve) and workers
-(ezpyr-worker) run as processes; ``ezpyr-grant-host`` grants the secondary.
+(ezpyr-worker) run as processes (the timing starts once both workers say they
+run); ``ezpyr-grant-host`` grants the secondary.
 Then, timed: ``ezpyr-cluster add ADDRESS --setup-key KEY`` (handshake, snapshot
 copy in chunks over the cluster API, replication start), and ``ezpyr-cluster
 verify`` repeated until it reports every table in sync.
@@ -25,9 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from profiling import Profiler  # noqa: E402
 from benchlib import (  # noqa: E402
     Figures, Run, add_secondary, anchor_paths, compare, load_anchors, log, make_cluster, server_fields,
-    size_mismatches, start_all, verify_cli,
+    size_mismatches, start_all, verify_cli, wait_workers_running,
 )
 
 
@@ -89,7 +92,11 @@ def main(argv=None):
     p.add_argument("--anchors", help="anchor results: run_all.sh's $BASE folder or a results json")
     p.add_argument("--json", help="also write every figure to this file ('-' for stdout)")
     p.add_argument("--keep", action="store_true", help="keep the node folders (logs, inis) until the next bench run")
+    p.add_argument("--profile", metavar="DIR",
+                   help="sample both panels and workers (wall clock, waits included) and the add and verify "
+                        "commands with py-spy during the timed part: raw stacks and a summary per process in DIR")
     args = p.parse_args(argv)
+    profiler = Profiler(args.profile)
     if args.smoke:
         if args.servers == 100_000:
             args.servers = 5000
@@ -109,16 +116,21 @@ def main(argv=None):
         figs.note(f"e. primary filled through ServerService/UserService, {args.batch} rows per transaction, "
                   f"in {time.monotonic() - t:.1f} s (not part of the figure)")
         start_all(primary, secondary)
+        wait_workers_running(primary, secondary)
+        for node in (primary, secondary):
+            profiler.start(f"{node.name}-panel", node.panel.pid, idle=True)
+            profiler.start(f"{node.name}-worker", node.worker.pid, idle=True)
         try:
             t0 = time.monotonic()
-            add_s, added = add_secondary(primary, secondary)
+            add_s, added = add_secondary(primary, secondary, wrap=lambda argv: profiler.wrap("add-cli", argv, True))
             figs.figure("add_s", "e. `ezpyr-cluster add` wall time", round(add_s, 2), "s",
                         rows_copied=added.get("rows"))
             runs, errors, verify_times, failures = 0, [], [], 0
             clean_at = None
             while time.monotonic() - t0 < args.timeout:
                 runs += 1
-                took, code, out = verify_cli(primary, timeout=args.timeout)
+                took, code, out = verify_cli(primary, timeout=args.timeout, wrap=lambda argv: profiler.wrap(
+                    f"verify-cli-{runs}", argv, True))
                 verify_times.append(round(took, 2))
                 if out.get("in_sync"):
                     clean_at = time.monotonic()
@@ -141,6 +153,7 @@ def main(argv=None):
                             servers_there=tables.get("servers"), users_there=tables.get("users"))
             if errors:
                 figs.note(f"e. Verify runs before the clean one: {errors[:3]}")
+            profiler.stop()
         except BaseException:
             for node in (primary, secondary):
                 for name in ("worker.log", "panel.log"):

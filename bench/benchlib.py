@@ -394,9 +394,14 @@ class Node:
         run.nodes.append(self)
 
     # -- console scripts --------------------------------------------------------------------
-    def cli(self, script: str, *args: str, check: bool = True, timeout: float = 3600) -> subprocess.CompletedProcess:
+    def cli(self, script: str, *args: str, check: bool = True, timeout: float = 3600,
+            wrap=None) -> subprocess.CompletedProcess:
+        """``wrap``: a function of the argv that returns the one to run (a profiler's)."""
         argv = [str(venv_bin() / script), str(self.ini), *args]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        result = subprocess.run(wrap(argv) if wrap else argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if wrap:  # py-spy says what it does on the same stdout
+            result.stdout = "".join(line for line in result.stdout.splitlines(keepends=True)
+                                    if not line.startswith("py-spy> "))
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:1] + list(argv[2:]))} exited {result.returncode}:\n"
                                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -479,10 +484,23 @@ def start_all(*nodes: Node) -> None:
         node.start_worker()
 
 
-def add_secondary(primary: Node, secondary: Node) -> tuple[float, dict]:
+def wait_workers_running(*nodes: Node, timeout: float = 60) -> None:
+    """Until each node's worker says it runs (its imports and start-up, about a CPU-second
+    each, are done): what an operator's Add meets on a cluster that was started earlier."""
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        while "ezpyr-worker: running" not in node.tail("worker.log", 20_000):
+            node.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node.name}'s worker did not start within {timeout:g} s:\n"
+                                   f"{node.tail('worker.log')}")
+            time.sleep(0.05)
+
+
+def add_secondary(primary: Node, secondary: Node, wrap=None) -> tuple[float, dict]:
     t = time.monotonic()
     out = primary.cli("ezpyr-cluster", "add", secondary.address, "--setup-key", secondary.setup_key,
-                      "--json").stdout
+                      "--json", wrap=wrap).stdout
     took = time.monotonic() - t
     return took, json.loads(out.strip().splitlines()[-1])
 
@@ -501,10 +519,10 @@ def wait_connected(primary: Node, secondary: Node, timeout: float = 120) -> None
     raise RuntimeError(f"the cluster did not connect within {timeout} s: {json.dumps(state)}")
 
 
-def verify_cli(node: Node, timeout: float = 3600) -> tuple[float, int, dict]:
+def verify_cli(node: Node, timeout: float = 3600, wrap=None) -> tuple[float, int, dict]:
     """``ezpyr-cluster CONFIG verify --json``: (seconds, exit code, parsed output or {"error": …})."""
     t = time.monotonic()
-    result = node.cli("ezpyr-cluster", "verify", "--json", check=False, timeout=timeout)
+    result = node.cli("ezpyr-cluster", "verify", "--json", check=False, timeout=timeout, wrap=wrap)
     took = time.monotonic() - t
     try:
         data = json.loads(result.stdout) if result.stdout.strip() else {}

@@ -46,14 +46,27 @@ class Profiler:
         log.close()
         self.running.append((name, proc, out))
 
+    def wrap(self, name: str, argv: list[str], idle: bool = False) -> list[str]:
+        """``argv`` run under py-spy from its first instruction (a short-lived command such as
+        ``ezpyr-cluster add``, which attaching would partly miss); unchanged without --profile.
+        py-spy writes the file when the command exits; ``stop`` summarizes it."""
+        if not self.outdir:
+            return argv
+        out = self.outdir / f"{name}.txt"
+        self.running.append((name, None, out))
+        return [py_spy(), "record", "--rate", str(self.rate), "--format", "raw", "--output", str(out),
+                "--threads"] + (["--gil"] if os.environ.get("EZPYR_PROFILE_CPU") else []) + (
+                    ["--idle"] if idle else []) + ["--", *argv]
+
     def stop(self) -> None:
         """Ends every recording (SIGINT makes py-spy write its file) and writes the summaries."""
         for name, proc, out in self.running:
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
         for name, proc, out in self.running:
             try:
-                proc.wait(30)
+                if proc is not None:
+                    proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)

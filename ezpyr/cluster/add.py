@@ -29,6 +29,10 @@ from ezpyr.replication.models import OutboxEntry
 from ezpyr.replication.schema import code_revision
 from ezpyr.validation import Invalid
 
+# Snapshot chunks sent to the secondary at once, each in its own request
+# (and its own transaction there).
+SENDERS = 2
+
 ADDRESS_HELP = ("host:port of the secondary's panel, e.g. 10.0.0.2:6543, "
                 "or https://host:port when its cluster API is served over TLS")
 
@@ -115,9 +119,10 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
     begun = _sealed_call(client, setup_key, "/cluster/api/setup/begin", {"primary": primary})
     try:
         sequence_committed(engine)  # the copy's vector then counts all that was committed
-        # One thread sends the chunks, in order, while this one reads the
-        # next: the secondary loads a chunk while the primary reads another.
-        with engine.connect() as conn, ThreadPoolExecutor(1, thread_name_prefix="add-copy") as sender:
+        # SENDERS threads send chunks while this one reads the next: the
+        # secondary loads (and its database writes) one chunk while it
+        # receives and opens another, and the primary reads a third.
+        with engine.connect() as conn, ThreadPoolExecutor(SENDERS, thread_name_prefix="add-copy") as sender:
             vector, chunks = read_snapshot(conn)
             counts = table_counts(conn)  # inside the snapshot now
             total = sum(counts.values())
@@ -132,11 +137,18 @@ def add_secondary(engine, secret_box, settings, address, setup_key, progress=Non
                 done += rows
                 progress(done, total, f"rows copied to the secondary: {done:,} of {total:,}")
 
+            table = None
             for chunk in chunks:
+                if chunk.table != table:
+                    # a table's rows go once every row they may refer to is
+                    # committed there (chunks in flight commit in any order)
+                    while in_flight:
+                        wait_oldest()
+                    table = chunk.table
                 in_flight.append((len(chunk.rows), sender.submit(
                     _sealed_call, client, setup_key, "/cluster/api/setup/chunk",
                     {"table": chunk.table, "rows": chunk.rows})))
-                if len(in_flight) > 1:
+                if len(in_flight) > SENDERS:
                     wait_oldest()
             while in_flight:
                 wait_oldest()

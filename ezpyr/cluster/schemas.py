@@ -122,10 +122,11 @@ class ResyncFinish(Body):
 
 class Chunk(Body):
     """A chunk of rows of one table: each row is checked against the
-    table's own row schema (see :func:`row_schema`)."""
+    table's own row schema (see :func:`row_schema`): only there, once
+    (checking each row as a dict first, too, copied every row of the chunk)."""
 
     table: TableName
-    rows: Annotated[list[dict[str, Any]], Field(max_length=100_000)] = []
+    rows: Annotated[list[Any], Field(max_length=100_000)] = []
 
 
 # -- row images ------------------------------------------------------------------

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import String, Table, cast, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from ezpyr.meta import replicated_tables
@@ -14,8 +14,10 @@ from ezpyr.replication.apply import version_vector
 from ezpyr.replication.models import VersionVectorEntry
 from ezpyr.replication.rows import datetime_columns, decode_row
 
-# Rows per chunk: one request of Add or a resync, about 2 MB of JSON for servers.
-CHUNK = 5000
+# Rows per chunk: one request of Add or a resync, about 5 MB of JSON for servers
+# (each request's own cost, checking its signature and nonce, committing, is
+# paid half as often as with 5,000).
+CHUNK = 10_000
 
 
 @dataclass
@@ -49,15 +51,16 @@ def read_snapshot(connection: Connection, chunk: int = CHUNK) -> tuple[dict, Ite
 
     def chunks():
         for table in replicated_tables():
-            encode = _encoder(table)
+            columns = _as_sent(table)
+            names = [column.name for column in table.columns]
             last = ""
             while True:
                 rows = connection.execute(
-                    select(table).where(table.c.id > last).order_by(table.c.id).limit(chunk)
+                    select(*columns).where(table.c.id > last).order_by(table.c.id).limit(chunk)
                 ).all()
                 if not rows:
                     break
-                yield Chunk(table.name, [encode(row) for row in rows])
+                yield Chunk(table.name, [dict(zip(names, row)) for row in rows])
                 last = rows[-1].id
 
     return vector, chunks()
@@ -82,19 +85,15 @@ def load_chunk(connection: Connection, chunk: Chunk) -> None:
         _insert_rows(connection, table, names, rows)
 
 
-def _encoder(table: Table):
-    """A row as read (a tuple in column order) to its JSON-safe image, as
-    encode_row makes it, without looking at the column types per row."""
-    names = [column.name for column in table.columns]
-    stamps = [n for n, name in enumerate(names) if name in datetime_columns(table)]
-
-    def encode(row) -> dict:
-        values = list(row)
-        for n in stamps:
-            if values[n] is not None:
-                values[n] = values[n].isoformat()
-        return dict(zip(names, values))
-    return encode
+def _as_sent(table: Table) -> list:
+    """The table's columns as a copy reads them, in column order: the
+    datetimes as the database's own text ('2026-11-26 04:05:06.123456' on
+    both back ends, which the loading side reads with fromisoformat), so
+    that neither the driver nor this node converts them to datetime objects
+    and back (a fifth of the primary's time in an Add)."""
+    stamps = datetime_columns(table)
+    return [cast(column, String).label(column.name) if column.name in stamps else column
+            for column in table.columns]
 
 
 def _insert_rows(connection: Connection, table: Table, names: tuple, rows: list[dict]) -> None:
@@ -117,10 +116,39 @@ def _insert_rows(connection: Connection, table: Table, names: tuple, rows: list[
             value[n] = bind(value[n])
         values.append(tuple(value))
     quote = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) VALUES "
+    if dialect.driver == "pymysql":
+        _insert_escaped(connection, head, values)
+        return
     marker = "?" if paramstyle == "qmark" else "%s"
-    connection.exec_driver_sql(
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-        f"VALUES ({', '.join([marker] * len(names))})", values)
+    connection.exec_driver_sql(f"{head}({', '.join([marker] * len(names))})", values)
+
+
+# Characters of one multi-row INSERT: at most 1,000,000 bytes (as PyMySQL's
+# executemany makes them) even if every character takes four.
+STATEMENT_CHARS = 250_000
+
+
+def _insert_escaped(connection: Connection, head: str, values: list[tuple]) -> None:
+    """What PyMySQL's executemany sends (multi-row INSERTs, each value escaped
+    by the driver's own ``Connection.escape``), built without its layers of
+    calls per value, which were a third of the secondary's time in an Add."""
+    escape = connection.connection.driver_connection.escape
+    batch, size = [], 0
+    for value in values:
+        text = "(" + ",".join(map(escape, value)) + ")"
+        if batch and size + len(text) > STATEMENT_CHARS:
+            _execute_literal(connection, head + ",".join(batch))
+            batch, size = [], 0
+        batch.append(text)
+        size += len(text) + 1
+    if batch:
+        _execute_literal(connection, head + ",".join(batch))
+
+
+def _execute_literal(connection: Connection, statement: str) -> None:
+    """A statement without parameters: the driver must not read its "%"s."""
+    connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
 
 def set_vector(connection: Connection, vector: dict) -> None:

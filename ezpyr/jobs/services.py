@@ -25,6 +25,10 @@ from ezpyr.validation import Invalid
 log = logging.getLogger(__name__)
 JOBS = Job.__table__
 INPUTS = JobInput.__table__
+# The jobs this process runs, until each has recorded its outcome: what
+# wait_for wakes on, so that a command following its own job (ezpyr-cluster
+# add, verify …) returns when the job ends, not at its next look.
+_ending: dict[str, threading.Event] = {}
 
 
 # -- which process runs a job ---------------------------------------------------
@@ -178,6 +182,15 @@ class JobRefused(Invalid):
 def run_job(engine, job_id: str, work: Work) -> None:
     """Run ``work`` and record its outcome. ``work`` undoes its own partial
     effects when it fails (it runs its changes in transactions)."""
+    try:
+        _run_job(engine, job_id, work)
+    finally:
+        ended = _ending.pop(job_id, None)
+        if ended is not None:
+            ended.set()
+
+
+def _run_job(engine, job_id: str, work: Work) -> None:
     with engine.begin() as conn:
         conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
             state=JobState.RUNNING, started_at=utcnow()))
@@ -199,6 +212,7 @@ def run_job(engine, job_id: str, work: Work) -> None:
 
 
 def start_job_thread(engine, job_id: str, work: Work) -> threading.Thread:
+    _ending[job_id] = threading.Event()
     thread = threading.Thread(target=run_job, args=(engine, job_id, work),
                               name=f"job-{job_id[:8]}", daemon=True)
     thread.start()
@@ -231,7 +245,9 @@ def start_after_commit(dbsession: Session, job_id: str, work: Work) -> None:
 
 def wait_for(engine, job_id: str, show: Callable[[Job], None] | None = None,
              interval: float = 0.2) -> Job:
-    """Follow a job (run by this process or another) until it ends."""
+    """Follow a job (run by this process or another) until it ends: a look
+    every ``interval`` seconds, and one as soon as a job of this process ends."""
+    ended = _ending.get(job_id)
     while True:
         with Session(engine, expire_on_commit=False) as session:
             JobService(session).reap()
@@ -241,4 +257,7 @@ def wait_for(engine, job_id: str, show: Callable[[Job], None] | None = None,
             show(job)
         if job.finished:
             return job
-        time.sleep(interval)
+        if ended is None:
+            time.sleep(interval)
+        else:
+            ended.wait(interval)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 from sqlalchemy import select
 
 from ezpyr.jobs.models import Job, JobState
-from ezpyr.jobs.services import JobBusy, JobService, run_job, this_process, wait_for
+from ezpyr.jobs import services
+from ezpyr.jobs.services import JobBusy, JobService, run_job, start_job_thread, this_process, wait_for
 from ezpyr.validation import Invalid
 from tests.conftest import app_settings
 
@@ -95,6 +97,23 @@ def test_a_refusal_is_recorded_as_one_and_the_lock_is_freed(dbsession, engine):
     job = wait_for(engine, done.id, seen.append)
     assert job.state == JobState.DONE and not job.refused and json.loads(job.result) == {"rows": 4}
     assert seen[-1].percent == 100
+
+
+def test_following_a_job_of_this_process_wakes_when_it_ends(dbsession, engine):
+    """A command that follows its own job (ezpyr-cluster add, verify) returns
+    when the job ends, not at its next look (an hour here)."""
+    job = JobService(dbsession).create("verify", "cli", lock="cluster-verify")
+    dbsession.commit()
+    gate, looked, followed = threading.Event(), threading.Event(), []
+    start_job_thread(engine, job.id, lambda progress: gate.wait(60) and {"rows": 4})
+    follower = threading.Thread(target=lambda: followed.append(
+        wait_for(engine, job.id, lambda seen: looked.set(), interval=3600)))
+    follower.start()
+    assert looked.wait(60)  # its first look found the job unfinished
+    gate.set()
+    follower.join(60)
+    assert not follower.is_alive() and followed[0].state == JobState.DONE
+    assert job.id not in services._ending  # nothing kept once it ended
 
 
 def test_time_left_is_told_from_the_pace_so_far():
