@@ -24,7 +24,7 @@ from ezpyr.activity.services import ActivityLog
 from ezpyr.auth.services import AuthService, SUSPENDED
 from ezpyr.auth.totp import TotpService, UsedSteps
 from ezpyr.gateway import wire
-from ezpyr.gateway.passage import Passage, HostKeyChanged, Target, connect
+from ezpyr.gateway.passage import Passage, HostKeyChanged, Target, connect, disconnect
 from ezpyr.gateway.recording import Recording
 from ezpyr.gateway.services import GatewayKeyService
 from ezpyr.gateway.sessions import SessionLog
@@ -341,7 +341,7 @@ class Conversation:
                 if reason != "ended":
                     self.say(f"\r\nezsh: session ended: {reason}.")
             finally:
-                transport.close()
+                disconnect(transport)
             return 255 if status is None else status
         finally:
             recording.close()

@@ -100,8 +100,21 @@ def connect(target: Target, pin) -> paramiko.Transport:
         sock.settimeout(None)
         return transport
     except BaseException:
-        transport.close()
+        disconnect(transport)
         raise
+
+
+def disconnect(transport: paramiko.Transport) -> None:
+    """Close the connection to the target now. The transport's thread waits
+    in a ``recv`` without timeout, and closing the socket under it wakes
+    nothing: that thread, and the connection with the target's session,
+    would stay until the target sent something. Shutting the socket down
+    ends the ``recv`` and tells the target at once."""
+    try:
+        transport.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # the target closed it already
+        pass
+    transport.close()
 
 
 class Passage:
