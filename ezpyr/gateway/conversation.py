@@ -24,7 +24,8 @@ from ezpyr.activity.services import ActivityLog
 from ezpyr.auth.services import AuthService, SUSPENDED
 from ezpyr.auth.totp import TotpService, UsedSteps
 from ezpyr.gateway import wire
-from ezpyr.gateway.passage import Passage, HostKeyChanged, Target, connect, disconnect
+from ezpyr.gateway.passage import (Passage, HostKeyChanged, Target, connect, disconnect,
+                                   open_session)
 from ezpyr.gateway.recording import Recording
 from ezpyr.gateway.services import GatewayKeyService
 from ezpyr.gateway.sessions import SessionLog
@@ -321,7 +322,7 @@ class Conversation:
                 raise Stop(f"ezsh: could not connect to {target.name}: {error}", 255)
             try:
                 try:
-                    channel = transport.open_session(timeout=10)
+                    channel = open_session(transport)
                     if tty:
                         channel.get_pty(term=term, width=cols, height=rows)
                     if command:
