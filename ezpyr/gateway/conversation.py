@@ -335,9 +335,12 @@ class Conversation:
                 self.conn.sendall(wire.message(start=True, raw=tty))
                 passage = Passage(self.conn, self.reader, channel, tty=tty, cols=cols, rows=rows,
                                   rules=rules, recording=recording,
-                                  should_stop=lambda: self.should_stop(row_id),
                                   on_refusal=lambda line, r: self.guard_refused(target, line, r))
-                status = passage.run()
+                try:
+                    with self.service.watching(row_id, passage):
+                        status = passage.run()
+                finally:
+                    passage.close()
                 reason = passage.end_reason or "ended"
                 if reason != "ended":
                     self.say(f"\r\nezsh: session ended: {reason}.")
@@ -349,14 +352,6 @@ class Conversation:
             if passage is not None:
                 refusals += passage.refusals
             self.finish_row(row_id, status, passage, refusals, reason)
-
-    def should_stop(self, row_id: str) -> str:
-        with self.env.session() as db:
-            if SessionLog(db).terminate_requested(row_id):
-                return "terminated by an admin"
-        if self.service.stopping:
-            return "the gateway service is stopping"
-        return ""
 
     def guard_refused(self, target: Target, line: str, rules) -> None:
         self.record("gateway.guard_refused", target.name,

@@ -192,14 +192,16 @@ class Passage:
 
     def __init__(self, client: socket.socket, reader: wire.Reader, channel: paramiko.Channel, *,
                  tty: bool, cols: int, rows: int, rules: list, recording: Recording,
-                 should_stop, on_refusal):
+                 on_refusal):
         self.client = client
         self.reader = reader
         self.channel = channel
         self.tty = tty
         self.rules = rules
         self.recording = recording
-        self.should_stop = should_stop  # () -> reason or "", asked about once a second
+        # stop() from another thread: the reason, and a byte that wakes run()
+        self.stop_reason = ""
+        self.wake_r, self.wake_w = socket.socketpair()
         self.on_refusal = on_refusal  # (line, rules) -> None
         self.guarding = tty and bool(rules)
         self.terminal = GuardTerminal(cols, rows) if self.guarding else None
@@ -353,12 +355,30 @@ class Passage:
         elif payload.get("eof"):
             self.channel.shutdown_write()
 
+    def stop(self, reason: str) -> None:
+        """End the session (called from another thread: an admin's
+        Terminate, the service stopping)."""
+        self.stop_reason = self.stop_reason or reason
+        try:
+            self.wake_w.send(b"\0")
+        except OSError:  # it has ended (closed), or is woken already (full)
+            pass
+
+    def close(self) -> None:
+        self.wake_w.close()
+        self.wake_r.close()
+
     def run(self) -> int | None:
         """Pass bytes until the server's side ends (or the session is
-        stopped); the remote exit status, None when there is none."""
-        next_check = time.monotonic() + 1
+        stopped); the remote exit status, None when there is none. Nothing
+        else is done here between two bytes: a keystroke's echo waits for
+        nothing (the checks for Terminate are made by the service's watcher)."""
+        self.wake_w.setblocking(False)
         while True:
-            readable, _, _ = select.select([self.channel, self.client], [], [], 1.0)
+            readable, _, _ = select.select([self.channel, self.client, self.wake_r], [], [])
+            if self.stop_reason:
+                self.end_reason = self.stop_reason
+                return None
             if self.channel in readable and not self.pump_output():
                 break
             if self.client in readable:
@@ -372,12 +392,6 @@ class Passage:
                         self.user_input(payload)
                     elif kind == b"J":
                         self.control(payload)
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + 1
-                reason = self.should_stop()
-                if reason:
-                    self.end_reason = reason
-                    return None
             if self.channel.closed and not self.channel.recv_ready():
                 break
         status = self.channel.recv_exit_status()
