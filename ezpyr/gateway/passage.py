@@ -178,7 +178,7 @@ class ChunkPipe(BufferedPipe):
 
 
 def open_session(transport: paramiko.Transport) -> paramiko.Channel:
-    """A session channel whose output is held by :class:`ChunkPipe`\ s (set
+    """A session channel whose output and errors are held by ChunkPipes (set
     before any request: the server sends nothing until the shell or the
     command starts)."""
     channel = transport.open_session(timeout=10)
