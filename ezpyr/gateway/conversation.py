@@ -24,7 +24,8 @@ from ezpyr.activity.services import ActivityLog
 from ezpyr.auth.services import AuthService, SUSPENDED
 from ezpyr.auth.totp import TotpService, UsedSteps
 from ezpyr.gateway import wire
-from ezpyr.gateway.passage import Passage, HostKeyChanged, Target, connect
+from ezpyr.gateway.passage import (Passage, HostKeyChanged, Target, connect, disconnect,
+                                   open_session)
 from ezpyr.gateway.recording import Recording
 from ezpyr.gateway.services import GatewayKeyService
 from ezpyr.gateway.sessions import SessionLog
@@ -321,7 +322,7 @@ class Conversation:
                 raise Stop(f"ezsh: could not connect to {target.name}: {error}", 255)
             try:
                 try:
-                    channel = transport.open_session(timeout=10)
+                    channel = open_session(transport)
                     if tty:
                         channel.get_pty(term=term, width=cols, height=rows)
                     if command:
@@ -334,28 +335,23 @@ class Conversation:
                 self.conn.sendall(wire.message(start=True, raw=tty))
                 passage = Passage(self.conn, self.reader, channel, tty=tty, cols=cols, rows=rows,
                                   rules=rules, recording=recording,
-                                  should_stop=lambda: self.should_stop(row_id),
                                   on_refusal=lambda line, r: self.guard_refused(target, line, r))
-                status = passage.run()
+                try:
+                    with self.service.watching(row_id, passage):
+                        status = passage.run()
+                finally:
+                    passage.close()
                 reason = passage.end_reason or "ended"
                 if reason != "ended":
                     self.say(f"\r\nezsh: session ended: {reason}.")
             finally:
-                transport.close()
+                disconnect(transport)
             return 255 if status is None else status
         finally:
             recording.close()
             if passage is not None:
                 refusals += passage.refusals
             self.finish_row(row_id, status, passage, refusals, reason)
-
-    def should_stop(self, row_id: str) -> str:
-        with self.env.session() as db:
-            if SessionLog(db).terminate_requested(row_id):
-                return "terminated by an admin"
-        if self.service.stopping:
-            return "the gateway service is stopping"
-        return ""
 
     def guard_refused(self, target: Target, line: str, rules) -> None:
         self.record("gateway.guard_refused", target.name,

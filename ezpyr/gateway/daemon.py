@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyramid.settings import asbool
@@ -38,6 +39,9 @@ from ezpyr.replication.schema import code_revision
 from ezpyr.scripts.node_env import NodeEnv
 
 log = logging.getLogger("ezpyr.gateway")
+
+STOPPING = "the gateway service is stopping"
+WATCH_INTERVAL = 1.0  # seconds between two looks for Terminate requests
 
 
 class GatewayService:
@@ -53,6 +57,9 @@ class GatewayService:
         self.secret_box = env.secret_box
         self.stopping = False
         self.listener: socket.socket | None = None
+        self.live: dict = {}  # session id -> its Passage, while it runs
+        self.live_lock = threading.Lock()
+        self.stopped = threading.Event()
 
     def bind(self) -> None:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +80,7 @@ class GatewayService:
         if ended:
             log.warning("%d session(s) left live by a stopped gateway service marked ended", ended)
         log.info("gateway service listening on %s", self.socket_path)
+        threading.Thread(target=self.watch, name="terminations", daemon=True).start()
 
     def serve_forever(self) -> None:
         while not self.stopping:
@@ -90,8 +98,44 @@ class GatewayService:
         finally:
             conn.close()
 
+    @contextmanager
+    def watching(self, session_id: str, passage):
+        """While the block runs, the passage of this session is ended when
+        an admin asks it (Terminate) or the service stops."""
+        with self.live_lock:
+            self.live[session_id] = passage
+        if self.stopping:
+            passage.stop(STOPPING)
+        try:
+            yield
+        finally:
+            with self.live_lock:
+                del self.live[session_id]
+
+    def watch(self) -> None:
+        """Once a second, one query for the Terminate requests of every live
+        session: made here, not between a session's bytes."""
+        while not self.stopped.wait(WATCH_INTERVAL):
+            with self.live_lock:
+                live = dict(self.live)
+            if not live:
+                continue
+            try:
+                with self.env.session() as db:
+                    ended = SessionLog(db).terminate_requested(live)
+            except Exception:  # the database is away for a moment: asked again next time
+                log.exception("could not read the gateway sessions' Terminate requests")
+                continue
+            for session_id in ended:
+                live[session_id].stop("terminated by an admin")
+
     def stop(self, *_) -> None:
         self.stopping = True
+        self.stopped.set()
+        with self.live_lock:
+            live = list(self.live.values())
+        for passage in live:
+            passage.stop(STOPPING)
         if self.listener is not None:
             self.listener.close()
 

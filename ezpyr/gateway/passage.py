@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import paramiko
+from paramiko.buffered_pipe import BufferedPipe
 
 from ezpyr.gateway import wire
 from ezpyr.gateway.recording import Recording
@@ -78,6 +79,9 @@ def connect(target: Target, pin) -> paramiko.Transport:
     key on first use; a key different from the pinned one raises
     HostKeyChanged before any credential is sent."""
     sock = socket.create_connection((target.host, target.port), timeout=10)
+    # a keystroke goes at once, not after the ACK of what went before (Nagle),
+    # as OpenSSH's client sends an interactive session's
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock, default_window_size=WINDOW,
                                    default_max_packet_size=MAX_PACKET)
     # AES-GCM first: an AEAD costs paramiko a third less per byte than CTR + HMAC
@@ -100,8 +104,86 @@ def connect(target: Target, pin) -> paramiko.Transport:
         sock.settimeout(None)
         return transport
     except BaseException:
-        transport.close()
+        disconnect(transport)
         raise
+
+
+def disconnect(transport: paramiko.Transport) -> None:
+    """Close the connection to the target now. The transport's thread waits
+    in a ``recv`` without timeout, and closing the socket under it wakes
+    nothing: that thread, and the connection with the target's session,
+    would stay until the target sent something. Shutting the socket down
+    ends the ``recv`` and tells the target at once."""
+    try:
+        transport.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # the target closed it already
+        pass
+    transport.close()
+
+
+class Chunks:
+    """The bytes a channel holds, as the pieces they came in: what
+    :class:`ChunkPipe` needs of the ``array`` paramiko keeps them in."""
+
+    def __init__(self):
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, data: bytes) -> None:
+        self.pieces.append(data)
+        self.size += len(data)
+
+    def head(self, limit: int | None) -> bytes:
+        """The first ``limit`` bytes (all of them for None), one copy at most."""
+        if limit is None or limit >= self.size:
+            return b"".join(self.pieces)  # one piece: that piece itself
+        out, left = [], limit
+        for piece in self.pieces:
+            out.append(piece[:left])
+            left -= len(out[-1])
+            if not left:
+                break
+        return b"".join(out)
+
+    def __delitem__(self, key: slice) -> None:  # only del chunks[:n], as paramiko does
+        cut = self.size if key.stop is None else min(key.stop, self.size)
+        self.size -= cut
+        while cut:
+            if len(self.pieces[0]) <= cut:
+                cut -= len(self.pieces.pop(0))
+            else:
+                self.pieces[0] = self.pieces[0][cut:]
+                cut = 0
+
+
+class ChunkPipe(BufferedPipe):
+    """paramiko's channel buffer without its copies: it appends every packet
+    to an ``array`` and copies twice more on reading (a slice, then bytes),
+    three copies of every byte, the largest cost of a ``cat`` in the service
+    after the recording. This one keeps the packets' bytes and joins them
+    once when read."""
+
+    def __init__(self):
+        super().__init__()
+        self._buffer = Chunks()
+
+    def _buffer_frombytes(self, data: bytes) -> None:
+        self._buffer.append(data)
+
+    def _buffer_tobytes(self, limit: int | None = None) -> bytes:
+        return self._buffer.head(limit)
+
+
+def open_session(transport: paramiko.Transport) -> paramiko.Channel:
+    """A session channel whose output and errors are held by ChunkPipes (set
+    before any request: the server sends nothing until the shell or the
+    command starts)."""
+    channel = transport.open_session(timeout=10)
+    channel.in_buffer, channel.in_stderr_buffer = ChunkPipe(), ChunkPipe()
+    return channel
 
 
 class Passage:
@@ -110,14 +192,16 @@ class Passage:
 
     def __init__(self, client: socket.socket, reader: wire.Reader, channel: paramiko.Channel, *,
                  tty: bool, cols: int, rows: int, rules: list, recording: Recording,
-                 should_stop, on_refusal):
+                 on_refusal):
         self.client = client
         self.reader = reader
         self.channel = channel
         self.tty = tty
         self.rules = rules
         self.recording = recording
-        self.should_stop = should_stop  # () -> reason or "", asked about once a second
+        # stop() from another thread: the reason, and a byte that wakes run()
+        self.stop_reason = ""
+        self.wake_r, self.wake_w = socket.socketpair()
         self.on_refusal = on_refusal  # (line, rules) -> None
         self.guarding = tty and bool(rules)
         self.terminal = GuardTerminal(cols, rows) if self.guarding else None
@@ -271,12 +355,30 @@ class Passage:
         elif payload.get("eof"):
             self.channel.shutdown_write()
 
+    def stop(self, reason: str) -> None:
+        """End the session (called from another thread: an admin's
+        Terminate, the service stopping)."""
+        self.stop_reason = self.stop_reason or reason
+        try:
+            self.wake_w.send(b"\0")
+        except OSError:  # it has ended (closed), or is woken already (full)
+            pass
+
+    def close(self) -> None:
+        self.wake_w.close()
+        self.wake_r.close()
+
     def run(self) -> int | None:
         """Pass bytes until the server's side ends (or the session is
-        stopped); the remote exit status, None when there is none."""
-        next_check = time.monotonic() + 1
+        stopped); the remote exit status, None when there is none. Nothing
+        else is done here between two bytes: a keystroke's echo waits for
+        nothing (the checks for Terminate are made by the service's watcher)."""
+        self.wake_w.setblocking(False)
         while True:
-            readable, _, _ = select.select([self.channel, self.client], [], [], 1.0)
+            readable, _, _ = select.select([self.channel, self.client, self.wake_r], [], [])
+            if self.stop_reason:
+                self.end_reason = self.stop_reason
+                return None
             if self.channel in readable and not self.pump_output():
                 break
             if self.client in readable:
@@ -290,12 +392,6 @@ class Passage:
                         self.user_input(payload)
                     elif kind == b"J":
                         self.control(payload)
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + 1
-                reason = self.should_stop()
-                if reason:
-                    self.end_reason = reason
-                    return None
             if self.channel.closed and not self.channel.recv_ready():
                 break
         status = self.channel.recv_exit_status()

@@ -11,13 +11,18 @@ are replaced in place (:func:`json_ascii`), the same escapes as
 character cut between two reads joined) and written by ``json.dumps``. The
 events are held and written with one ``writev`` (no copy is made to join
 them) when a megabyte is held, at the first event a second after the last
-write, and at the end.
+write, and at the end, by a thread of the recording's own: a new file's
+writes cost about as much as the rest of the service's work for a ``cat``,
+and while the session's thread made them the user's side went without
+output.
 """
 from __future__ import annotations
 
 import codecs
 import json
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +66,10 @@ class Recording:
                   "title": title, "env": {"TERM": term or "dumb"}}
         self.held.append(json.dumps(header).encode() + b"\n")
         self.last_flush = self.started
+        self.writes: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
+        self.failed: OSError | None = None
+        self.writer = threading.Thread(target=self.write, name="recording", daemon=True)
+        self.writer.start()
 
     def _event(self, kind: str, text: bytes) -> None:
         """One event line; ``text`` is the event's JSON string without quotes."""
@@ -73,15 +82,28 @@ class Recording:
             self.last_flush = now
 
     def flush(self) -> None:
-        pieces = self.held
-        while pieces:
-            written = os.writev(self.fd, pieces)
-            while pieces and written >= len(pieces[0]):
-                written -= len(pieces[0])
-                pieces.pop(0)
-            if pieces and written:
-                pieces[0] = pieces[0][written:]
+        """Hand what is held to the writer (which holds a few megabytes at
+        most: the session waits when the disk is slower)."""
+        if self.failed is not None:
+            raise self.failed
+        if self.held:
+            self.writes.put(self.held)
+            self.held = []
         self.held_bytes = 0
+
+    def write(self) -> None:
+        """The writer's thread: writes until it gets None."""
+        while (pieces := self.writes.get()) is not None:
+            try:
+                while pieces and self.failed is None:
+                    written = os.writev(self.fd, pieces)
+                    while pieces and written >= len(pieces[0]):
+                        written -= len(pieces[0])
+                        pieces.pop(0)
+                    if pieces and written:
+                        pieces[0] = pieces[0][written:]
+            except OSError as error:  # raised in the session by the next flush
+                self.failed = error
 
     def _data(self, kind: str, data: bytes) -> None:
         decoder = self.decoders[kind]
@@ -110,7 +132,11 @@ class Recording:
         try:
             self.flush()
         finally:
+            self.writes.put(None)
+            self.writer.join()
             os.close(self.fd)
+        if self.failed is not None:
+            raise self.failed
 
 
 def read_cast(path: Path) -> tuple[dict, list[list]]:

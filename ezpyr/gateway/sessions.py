@@ -81,9 +81,10 @@ class SessionLog:
         row.terminate_requested = True
         self.activity.record("gateway.session_terminate", row.id, f"{row.username} on {row.server_name}")
 
-    def terminate_requested(self, session_id: str) -> bool:
-        return bool(self.dbsession.scalar(
-            select(GatewaySession.terminate_requested).where(GatewaySession.id == session_id)))
+    def terminate_requested(self, session_ids) -> set[str]:
+        """Which of these sessions an admin asked to end."""
+        return set(self.dbsession.scalars(select(GatewaySession.id).where(
+            GatewaySession.id.in_(list(session_ids)), GatewaySession.terminate_requested)))
 
     def end_stale(self) -> int:
         """Sessions a stopped gateway service left marked live: ended now."""

@@ -128,8 +128,11 @@ class Client:
 
     def restore(self) -> None:
         if self.saved_tty is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)
-            self.saved_tty = None
+            saved, self.saved_tty = self.saved_tty, None
+            try:
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            except termios.error:  # the terminal is gone (hung up)
+                pass
 
     def pass_through(self, raw: bool) -> int:
         if raw and os.isatty(0):
@@ -144,21 +147,33 @@ class Client:
         code = self.drain()  # frames that came with the start
         if code is not None:
             return code
+        poller = select.poll()
+        for fd in (self.sock.fileno(), wake_r) + ((0,) if self.stdin_open else ()):
+            poller.register(fd, select.POLLIN)
+        # no events asked: poll still tells when the user's side is gone
+        # (sshd closed its end of stdout after the client went away). A
+        # command that prints nothing would otherwise keep ezsh, the service's
+        # connection and the target's session until it printed something.
+        poller.register(1, 0)
         while True:
-            watched = [self.sock, wake_r] + ([0] if self.stdin_open else [])
-            readable, _, _ = select.select(watched, [], [])
-            if wake_r in readable:
+            ready = dict(poller.poll())
+            if ready.get(1, 0) & (select.POLLHUP | select.POLLERR):
+                return 255
+            if ready.get(1, 0) & select.POLLNVAL:  # no stdout at all: nothing to watch
+                poller.unregister(1)
+            if wake_r in ready:
                 os.read(wake_r, 512)
                 cols, rows = terminal_size(0)
                 self.send(wire.message(resize=[cols, rows]))
-            if 0 in readable:
+            if 0 in ready:
                 data = os.read(0, wire.CHUNK)
                 if data:
                     self.send(wire.frame(b"I", data))
                 else:
                     self.stdin_open = False
+                    poller.unregister(0)
                     self.send(wire.message(eof=True))
-            if self.sock in readable:
+            if self.sock.fileno() in ready:
                 code = self.receive()
                 if code is not None:
                     return code

@@ -160,6 +160,15 @@ def site(world, dbsession, passwords, secret_box):
     return site
 
 
+def interactive(site, server: str = "web1"):
+    """alice signed in and at the shell prompt of ``server``, through the gateway."""
+    child = site.world.ssh(USERS[0], server, tty=True)
+    child.expect("ezpyr password for ")
+    child.sendline(PASSWORD)
+    child.expect(r"~\$ ")
+    return child
+
+
 def totp_now(secret: str) -> str:
     return pyotp.TOTP(secret).now()
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ezpyr.gateway.models import GatewaySession
 from tests.factories import PASSWORD
 from support import gateway as harness
+from tests.gateway.conftest import interactive
 
 ALICE = harness.account("alice")
 
@@ -77,14 +78,6 @@ def test_allowed_one_shot_runs(guarded, marker):
         assert allowed.exists()
     finally:
         allowed.unlink(missing_ok=True)
-
-
-def interactive(site):
-    child = site.world.ssh(ALICE, "web1", tty=True)
-    child.expect("ezpyr password for ")
-    child.sendline(PASSWORD)
-    child.expect(SHELL_PROMPT)
-    return child
 
 
 def test_refused_interactive_line_never_runs(guarded, marker):

@@ -4,12 +4,16 @@ that replay exactly the text json.dumps would have written."""
 from __future__ import annotations
 
 import codecs
+import errno
 import json
+import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ezpyr.gateway.recording import Recording, json_ascii, read_cast
+from support.net import wait_until
 
 PIECES = st.one_of(
     st.binary(max_size=40),
@@ -48,3 +52,21 @@ def test_the_cast_replays_every_byte(tmp_path_factory, pieces):
     assert events[-1][1:] == ["m", 'guard refused: "rm -rf /"']
     times = [e[0] for e in events]
     assert times == sorted(times)
+
+
+def test_a_write_that_fails_reaches_the_session(tmp_path):
+    """The writes are made by the recording's thread; one that fails (a full
+    disk) is raised in the session by the next flush, and by close()."""
+    recording = Recording(tmp_path / "s.cast", cols=80, rows=24, term="xterm", title="t",
+                          record_input=False)
+    full = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
+    os.dup2(full, recording.fd)
+    os.close(full)
+    recording.output(b"x" * (Recording.FLUSH_AT + 1))  # more than FLUSH_AT: handed over
+    wait_until(lambda: recording.failed is not None, 10, message="the writer's failure")
+    with pytest.raises(OSError) as raised:
+        recording.output(b"y" * (Recording.FLUSH_AT + 1))
+    assert raised.value.errno == errno.ENOSPC
+    with pytest.raises(OSError):
+        recording.close()
+    assert not recording.writer.is_alive()
