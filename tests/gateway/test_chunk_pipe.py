@@ -24,3 +24,10 @@ def test_reads_of_any_size_give_what_paramikos_buffer_gives():
     assert ours.empty() == theirs.empty() and len(ours) == 0
     ours.close()
     assert ours.read(10) == b""
+
+
+def test_this_paramiko_has_the_hooks_the_chunk_pipe_needs():
+    """Sessions use ChunkPipe only where paramiko calls the two hooks; on
+    the paramiko installed here they must, or the service runs slower."""
+    from ezpyr.gateway.passage import CHUNKS_FIT
+    assert CHUNKS_FIT
