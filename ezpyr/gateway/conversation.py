@@ -348,10 +348,20 @@ class Conversation:
                 disconnect(transport)
             return 255 if status is None else status
         finally:
-            recording.close()
-            if passage is not None:
-                refusals += passage.refusals
-            self.finish_row(row_id, status, passage, refusals, reason)
+            # the session's row is ended whatever happens to the recording:
+            # a row left live would show a session that no one can end
+            try:
+                recording.close()
+            except OSError as error:
+                why = error.strerror or str(error)
+                reason = f"the recording could not be written ({why})"
+                log.error("gateway session %s of %s ended: %s", row_id, self.username, reason)
+                raise Stop(f"\r\nezsh: session ended: this node could not write the session's "
+                           f"recording ({why}); ask an admin.", 255) from error
+            finally:
+                if passage is not None:
+                    refusals += passage.refusals
+                self.finish_row(row_id, status, passage, refusals, reason)
 
     def guard_refused(self, target: Target, line: str, rules) -> None:
         self.record("gateway.guard_refused", target.name,

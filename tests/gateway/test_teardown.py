@@ -150,3 +150,36 @@ def test_no_connection_or_thread_outlives_its_session(site, own_target):
     for case in (normal_exit, one_shot_ends, client_killed, one_shot_client_killed, ezsh_killed,
                  terminated):
         each_session_ends(case)
+
+
+@pytest.fixture
+def full_log_dir(site):
+    """The recordings' folder on a 64 KiB file system of its own (a real
+    tmpfs, mounted over it for this test): a session that prints more
+    fills it, as a full disk would."""
+    log_dir = site.world.log_dir
+    owner = log_dir.stat()
+    subprocess.run(["mount", "-t", "tmpfs", "-o",
+                    f"size=64k,mode={owner.st_mode & 0o7777:o},uid={owner.st_uid},gid={owner.st_gid}",
+                    "ezpyr-test-full", str(log_dir)], check=True)
+    try:
+        yield log_dir
+    finally:
+        subprocess.run(["umount", str(log_dir)], check=True)
+
+
+def test_a_session_whose_recording_cannot_be_written_ends_and_says_why(site, full_log_dir):
+    """No session goes on unrecorded: when the recording cannot be written
+    the session ends, the user is told, and its row is ended with the reason
+    (not left live for ever)."""
+    child = site.world.ssh(ALICE, "web1", "head -c 400000 /dev/zero | base64; echo never-all-shown")
+    child.expect("ezpyr password for ")
+    child.sendline(PASSWORD)
+    child.expect("could not write the session's recording", timeout=60)
+    ended(child)
+    assert child.exitstatus == 255
+    site.dbsession.expire_all()
+    row = site.dbsession.scalars(select(GatewaySession).where(GatewaySession.username == ALICE)
+                                 .order_by(GatewaySession.started_at.desc())).first()
+    assert row is not None and not row.live
+    assert row.end_reason.startswith("the recording could not be written"), row.end_reason
