@@ -42,6 +42,9 @@ log = logging.getLogger("ezpyr.gateway")
 
 STOPPING = "the gateway service is stopping"
 WATCH_INTERVAL = 1.0  # seconds between two looks for Terminate requests
+# After a stop, how long the service waits for its conversations to end:
+# the sessions it ended tell their users why and end their rows
+DRAIN_SECONDS = 5.0
 
 
 class GatewayService:
@@ -59,6 +62,8 @@ class GatewayService:
         self.listener: socket.socket | None = None
         self.live: dict = {}  # session id -> its Passage, while it runs
         self.live_lock = threading.Lock()
+        self.conversations = 0  # running, under live_lock
+        self.quiet = threading.Condition(self.live_lock)
         self.stopped = threading.Event()
 
     def bind(self) -> None:
@@ -93,10 +98,23 @@ class GatewayService:
             threading.Thread(target=self.converse, args=(conn,), daemon=True).start()
 
     def converse(self, conn: socket.socket) -> None:
+        with self.live_lock:
+            self.conversations += 1
         try:
             Conversation(self, conn).run()
         finally:
             conn.close()
+            with self.live_lock:
+                self.conversations -= 1
+                self.quiet.notify_all()
+
+    def drain(self, timeout: float = DRAIN_SECONDS) -> bool:
+        """After a stop, wait up to ``timeout`` seconds for the running
+        conversations to end (a session the stop ended says so to its user
+        and ends its row); True when none is left. One waiting at a prompt
+        is cut off when the process exits."""
+        with self.live_lock:
+            return self.quiet.wait_for(lambda: self.conversations == 0, timeout)
 
     @contextmanager
     def watching(self, session_id: str, passage):
@@ -151,6 +169,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, service.stop)
     try:
         service.serve_forever()
+        service.drain()
         with env.session(actor="gateway") as db:  # the sessions this stop cuts short
             SessionLog(db).end_stale()
     finally:

@@ -183,3 +183,24 @@ def test_a_session_whose_recording_cannot_be_written_ends_and_says_why(site, ful
                                  .order_by(GatewaySession.started_at.desc())).first()
     assert row is not None and not row.live
     assert row.end_reason.startswith("the recording could not be written"), row.end_reason
+
+
+def test_stopping_the_service_ends_its_sessions_and_says_so(site):
+    """A stop (SIGTERM, as systemd sends it) ends the live sessions: each
+    user is told why, and each row is ended with that reason, before the
+    process exits."""
+    from ezpyr.gateway.daemon import STOPPING
+    service = site.world.service
+    child = interactive(site)
+    try:
+        service.process.send_signal(signal.SIGTERM)
+        child.expect(f"session ended: {STOPPING}", timeout=30)
+        ended(child)
+        assert service.process.wait(30) == 0
+    finally:
+        service.stop()
+        service.start()  # the other tests of this process use it
+    site.dbsession.expire_all()
+    row = site.dbsession.scalars(select(GatewaySession).where(GatewaySession.username == ALICE)
+                                 .order_by(GatewaySession.started_at.desc())).first()
+    assert row is not None and not row.live and row.end_reason == STOPPING
