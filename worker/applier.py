@@ -8,7 +8,8 @@ sized to the batch. Broker messages carry signed bundles of change messages
 anything in it is read: an unsigned, forged, re-labelled or malformed one
 is refused: recorded (``ezpyr.replication.refusals``), logged, and rejected
 on the broker without requeueing, never applied and never acknowledged as
-applied. The messages that have arrived (up to ``batch`` of them) are
+applied. The messages that have arrived (up to ``batch`` of them, or their
+bodies up to ``batch_bytes``) are
 applied in one database transaction that also advances the version vector,
 and are acknowledged only after that commit. A message already applied (a
 redelivery, or a genuine message replayed) is a no-op.
@@ -39,6 +40,13 @@ from ezpyr.replication.schema import is_newer_revision
 
 log = logging.getLogger(__name__)
 
+# Broker messages applied in one transaction (and the prefetch), and the most
+# bytes of their bodies held and applied at once: a catch-up of messages of
+# one change each applies 500 per commit, and a backlog of large bundles
+# (up to 4 MB each) is never held more than about 16 MB at a time.
+BATCH = 500
+BATCH_BYTES = 16 * 1024 * 1024
+
 
 @dataclass
 class BatchReport:
@@ -61,18 +69,20 @@ class Applier(ConsumerMixin):
     connect_max_retries = None  # keep trying; should_stop ends the wait
 
     def __init__(self, engine: Engine, broker_url: str, self_id: str, keys: KeySource, *,
-                 peer_id: str | None = None, batch: int = 50, heartbeat: float | None = None,
-                 on_report=None, ca_file: str | None = None):
+                 peer_id: str | None = None, batch: int = BATCH, batch_bytes: int = BATCH_BYTES,
+                 heartbeat: float | None = None, on_report=None, ca_file: str | None = None):
         self.engine = engine
         self.broker_url = broker_url
         self.self_id = self_id
         self.keys = keys
         self.peer_id = peer_id  # the only sender accepted (None: whoever signs with the secret)
-        self.batch = batch
+        self.batch = batch  # broker messages per transaction, and the prefetch
+        self.batch_bytes = batch_bytes  # ... and their bodies' bytes, held and applied at once
         self.connection = connect(broker_url, heartbeat=heartbeat, ca_file=ca_file)
         self.on_report = on_report or (lambda report: None)
         self.state = "connecting to the other node's broker"
         self._pending = []
+        self._pending_bytes = 0
         self._live = None  # the connection consume() runs on
         self._consumer = None  # receive()'s own consumer, outside run()
 
@@ -171,11 +181,20 @@ class Applier(ConsumerMixin):
     # -- one step ------------------------------------------------------------
     def _collect(self, message):
         self._pending.append(message)
+        self._pending_bytes += _size(message)
+
+    def _keep(self, messages: list) -> None:
+        """Hold ``messages`` as the pending ones."""
+        self._pending = messages
+        self._pending_bytes = sum(_size(m) for m in messages)
 
     def _drain_ready(self, connection) -> None:
-        """Take what is already waiting, up to a batch, without sleeping."""
+        """Take what is already waiting, up to a batch, without sleeping.
+        What is not taken stays with the broker and the socket (the
+        prefetch counts messages, not bytes): no more than about a batch's
+        bytes is ever held here."""
         try:
-            while len(self._pending) < self.batch:
+            while len(self._pending) < self.batch and self._pending_bytes < self.batch_bytes:
                 connection.drain_events(timeout=0)
         except (socket.timeout, TimeoutError):
             pass
@@ -198,7 +217,8 @@ class Applier(ConsumerMixin):
         return len(self._pending)
 
     def _requeue_pending(self) -> None:
-        pending, self._pending = self._pending, []
+        pending = self._pending
+        self._keep([])
         for message in pending:  # never applied: let the broker give them again
             try:
                 message.requeue()
@@ -215,7 +235,13 @@ class Applier(ConsumerMixin):
         report = BatchReport()
         if not self._pending:
             return report
-        batch, self._pending = self._pending[: self.batch], self._pending[self.batch:]
+        take, size = 0, 0
+        for message in self._pending[: self.batch]:
+            if take and size + _size(message) > self.batch_bytes:
+                break
+            take, size = take + 1, size + _size(message)
+        batch = self._pending[:take]
+        self._keep(self._pending[take:])
         try:
             with self.engine.begin() as conn:
                 # the keyring as it is now, read in the transaction that applies
@@ -237,7 +263,7 @@ class Applier(ConsumerMixin):
                 if result.conflict:
                     conn.rollback()  # apply none of it: the admin resolves
         except SQLAlchemyError as error:
-            self._pending = batch + self._pending  # not applied: requeued when we stop
+            self._keep(batch + self._pending)  # not applied: requeued when we stop
             raise DatabaseTrouble(error) from error
         if result.conflict:
             for message in batch:
@@ -289,7 +315,7 @@ class Applier(ConsumerMixin):
                         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
                         record_refusal(conn, refusal.reason, refusal.detail, body)
             except SQLAlchemyError as error:
-                self._pending = batch + self._pending  # nothing decided: requeued when we stop
+                self._keep(batch + self._pending)  # nothing decided: requeued when we stop
                 raise DatabaseTrouble(error) from error
             for message, refusal in refused:
                 log.warning("applier: refused a change message from the broker (%s): %s",
@@ -297,6 +323,11 @@ class Applier(ConsumerMixin):
                 message.reject(requeue=False)
                 report.refused.append((refusal.reason, refusal.detail))
         return accepted, messages, current
+
+
+def _size(message) -> int:
+    body = message.body
+    return len(body) if isinstance(body, (bytes, str)) else 0
 
 
 class DatabaseTrouble(Exception):

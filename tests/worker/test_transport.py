@@ -113,3 +113,29 @@ def test_entries_numbered_out_of_id_order_travel_in_seq_order(link):
     reports = pump(relay, applier)
     assert [r.gap_from for r in reports if r.gap_from] == []
     assert sum(r.duplicates for r in reports) == 4
+
+
+def test_a_batch_holds_no_more_than_its_bytes(nodes, backend, tmp_path):
+    """Messages are applied in batches of at most ``batch_bytes`` of their
+    bodies (one message alone whatever its size), however many the
+    prefetch lets the broker send."""
+    master, slave = nodes
+    url = broker_url(backend, tmp_path)
+    relay = Relay(master.engine, url, master.id, slave.id, FixedKeys(CLUSTER_SECRET), bundle=1)
+    applier = Applier(slave.engine, url, slave.id, FixedKeys(CLUSTER_SECRET), peer_id=master.id,
+                      batch_bytes=1)
+    try:
+        add_groups(master, [f"g{i}" for i in range(12)])
+        while relay.run_once():
+            pass
+        applied = []
+        while sum(applied) < 12 and len(applied) < 20:
+            # held: one message, not the twelve the prefetch lets the broker send
+            assert applier.receive(timeout=5) == 1
+            applied.append(applier.apply_pending().applied)
+        assert applied == [1] * 12
+        assert slave.tables() == master.tables()
+    finally:
+        relay.close()
+        applier.close()
+        delete_queues(url, [changes_queue(slave.id).name])
