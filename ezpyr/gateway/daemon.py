@@ -58,13 +58,16 @@ class GatewayService:
         self.password_prompt = asbool(settings.get("ezpyr.gateway.password_prompt", "true"))
         self.passwords = Passwords.from_settings(settings)
         self.secret_box = env.secret_box
-        self.stopping = False
         self.listener: socket.socket | None = None
         self.live: dict = {}  # session id -> its Passage, while it runs
         self.live_lock = threading.Lock()
         self.conversations = 0  # running, under live_lock
         self.quiet = threading.Condition(self.live_lock)
-        self.stopped = threading.Event()
+        self.stopped = threading.Event()  # set by stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stopped.is_set()
 
     def bind(self) -> None:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +151,6 @@ class GatewayService:
                 live[session_id].stop("terminated by an admin")
 
     def stop(self, *_) -> None:
-        self.stopping = True
         self.stopped.set()
         with self.live_lock:
             live = list(self.live.values())

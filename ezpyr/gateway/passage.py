@@ -177,6 +177,13 @@ class ChunkPipe(BufferedPipe):
         return self._buffer.head(limit)
 
 
+# ChunkPipe relies on these two hooks of paramiko's BufferedPipe (5.1 has
+# them; test_chunk_pipe compares the two pipes). A paramiko without them
+# keeps its own buffer: slower, never wrong.
+CHUNKS_FIT = all(callable(getattr(BufferedPipe, hook, None))
+                 for hook in ("_buffer_frombytes", "_buffer_tobytes"))
+
+
 def open_session(transport: paramiko.Transport) -> paramiko.Channel:
     """A session channel whose output and errors are held by ChunkPipes (set
     before any request: the server sends nothing until the shell or the
@@ -185,13 +192,6 @@ def open_session(transport: paramiko.Transport) -> paramiko.Channel:
     if CHUNKS_FIT:
         channel.in_buffer, channel.in_stderr_buffer = ChunkPipe(), ChunkPipe()
     return channel
-
-
-# ChunkPipe relies on these two hooks of paramiko's BufferedPipe (5.1 has
-# them; test_chunk_pipe compares the two pipes). A paramiko without them
-# keeps its own buffer: slower, never wrong.
-CHUNKS_FIT = all(callable(getattr(BufferedPipe, hook, None))
-                 for hook in ("_buffer_frombytes", "_buffer_tobytes"))
 
 
 class Passage:
@@ -210,6 +210,7 @@ class Passage:
         # stop() from another thread: the reason, and a byte that wakes run()
         self.stop_reason = ""
         self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_w.setblocking(False)  # a wake-up already waiting is enough
         self.on_refusal = on_refusal  # (line, rules) -> None
         self.guarding = tty and bool(rules)
         self.terminal = GuardTerminal(cols, rows) if self.guarding else None
@@ -381,7 +382,6 @@ class Passage:
         stopped); the remote exit status, None when there is none. Nothing
         else is done here between two bytes: a keystroke's echo waits for
         nothing (the checks for Terminate are made by the service's watcher)."""
-        self.wake_w.setblocking(False)
         while True:
             readable, _, _ = select.select([self.channel, self.client, self.wake_r], [], [])
             if self.stop_reason:

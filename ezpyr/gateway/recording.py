@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from ezpyr.gateway.wire import write_pieces
+
 # what json.dumps(…, ensure_ascii=False) writes for the bytes it escapes
 ESCAPES = {byte: json.dumps(chr(byte))[1:-1].encode() for byte in (*range(0x20), 0x22, 0x5C)}
 NOT_ESCAPED = bytes(b for b in range(256) if b not in ESCAPES)
@@ -94,14 +96,10 @@ class Recording:
     def write(self) -> None:
         """The writer's thread: writes until it gets None."""
         while (pieces := self.writes.get()) is not None:
+            if self.failed is not None:
+                continue  # (taken off the queue, so that the session never waits)
             try:
-                while pieces and self.failed is None:
-                    written = os.writev(self.fd, pieces)
-                    while pieces and written >= len(pieces[0]):
-                        written -= len(pieces[0])
-                        pieces.pop(0)
-                    if pieces and written:
-                        pieces[0] = pieces[0][written:]
+                write_pieces(lambda held: os.writev(self.fd, held), pieces)
             except OSError as error:  # raised in the session by the next flush
                 self.failed = error
 

@@ -38,21 +38,27 @@ def frame(kind: bytes, payload: bytes) -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
+def write_pieces(write, pieces: list) -> None:
+    """All of ``pieces`` through ``write``, a gathering write that may take
+    only part of them (``sock.sendmsg``, ``os.writev`` on a file
+    descriptor), without joining them in memory. ``pieces`` is used up."""
+    while pieces:
+        done = write(pieces)
+        while pieces and done >= len(pieces[0]):
+            done -= len(pieces[0])
+            pieces.pop(0)
+        if pieces and done:
+            pieces[0] = memoryview(pieces[0])[done:]
+
+
 def send(sock: socket.socket, kind: bytes, payload: bytes) -> None:
     """``payload`` as frames of at most MAX_FRAME bytes, each header and
-    payload handed to the kernel together without joining them in memory
-    (bulk output moves megabytes at a time)."""
+    payload handed to the kernel together (bulk output moves megabytes at a
+    time)."""
     view = memoryview(payload)
     for start in range(0, len(view), MAX_FRAME):
         part = view[start:start + MAX_FRAME]
-        pieces = [HEADER.pack(kind, len(part)), part]
-        while pieces:
-            sent = sock.sendmsg(pieces)
-            while pieces and sent >= len(pieces[0]):
-                sent -= len(pieces[0])
-                pieces.pop(0)
-            if pieces and sent:
-                pieces[0] = memoryview(pieces[0])[sent:]
+        write_pieces(sock.sendmsg, [HEADER.pack(kind, len(part)), part])
 
 
 def message(**fields) -> bytes:
