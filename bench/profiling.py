@@ -40,8 +40,7 @@ class Profiler:
             return
         out = self.outdir / f"{name}.txt"
         log = open(self.outdir / f"{name}.py-spy.log", "w")
-        proc = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw",
-                                 "--output", str(out), "--nonblocking", "--threads"] + (["--gil"] if os.environ.get("EZPYR_PROFILE_CPU") else []) + (["--idle"] if idle else []),
+        proc = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--nonblocking", *self._options(out, idle)],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.running.append((name, proc, out))
@@ -54,9 +53,12 @@ class Profiler:
             return argv
         out = self.outdir / f"{name}.txt"
         self.running.append((name, None, out))
-        return [py_spy(), "record", "--rate", str(self.rate), "--format", "raw", "--output", str(out),
-                "--threads"] + (["--gil"] if os.environ.get("EZPYR_PROFILE_CPU") else []) + (
-                    ["--idle"] if idle else []) + ["--", *argv]
+        return [py_spy(), "record", *self._options(out, idle), "--", *argv]
+
+    def _options(self, out: Path, idle: bool) -> list[str]:
+        """py-spy record's options but what to sample (see the module for EZPYR_PROFILE_CPU)."""
+        return (["--rate", str(self.rate), "--format", "raw", "--output", str(out), "--threads"]
+                + (["--gil"] if os.environ.get("EZPYR_PROFILE_CPU") else []) + (["--idle"] if idle else []))
 
     def stop(self) -> None:
         """Ends every recording (SIGINT makes py-spy write its file) and writes the summaries."""
